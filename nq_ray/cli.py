@@ -1,0 +1,193 @@
+"""``nq-ray`` command line. Every command maps nq-ray errors once: ``error [code]: message``, exit 2."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from nq_ray.errors import NQRayError
+
+app = typer.Typer(
+    name="nq-ray",
+    help="nq-ray: research, risk checks and paper trading for CME equity-index futures (NQ first).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _errors_to_exit(fn: F) -> F:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except NQRayError as exc:
+            typer.echo(f"error [{exc.code}]: {exc.message}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _now(at: str | None) -> datetime:
+    """The clock in exchange time: ``--at`` when given (tz-aware), else now."""
+    from nq_ray.market.sessions import to_exchange_time
+
+    return to_exchange_time(at if at is not None else datetime.now(UTC)).to_pydatetime()
+
+
+Symbol = Annotated[str, typer.Option("--symbol", "-s", help="root symbol or alias: NQ, MNQ, ES, NQ=F, NQH26")]
+Interval = Annotated[str, typer.Option("--interval", "-i", help="1m 2m 5m 15m 30m 1h 4h 1d 1wk")]
+Source = Annotated[
+    str, typer.Option("--source", help="sample | synthetic | yahoo | tradovate | csv:PATH | parquet:PATH")
+]
+At = Annotated[
+    str | None, typer.Option("--at", help="clock for session status, tz-aware, e.g. 2026-03-09T10:00-04:00")
+]
+
+
+@app.command()
+@_errors_to_exit
+def up(
+    symbol: Symbol = "NQ",
+    interval: Interval = "5m",
+    source: Source = "sample",
+    at: At = None,
+) -> None:
+    """Main job on the embedded default: load and validate bars, print the session and the latest bar."""
+    from nq_ray.config import load_settings
+    from nq_ray.data import load_bars
+    from nq_ray.data.quality import validate_bars
+    from nq_ray.domain.contracts import get_contract
+    from nq_ray.market.rolls import front_contract
+    from nq_ray.market.sessions import session_dates, session_status
+
+    settings = load_settings()
+    contract = get_contract(symbol)
+    now = _now(at)
+    bars = load_bars(contract.symbol, interval, source=source, settings=settings)
+    report = validate_bars(bars, contract.symbol, interval, outlier_z=settings.data.outlier_z)
+    status = session_status(now)
+    last = bars.iloc[-1]
+    prev_close = bars["close"].iloc[-2] if len(bars) > 1 else last["close"]
+    change = last["close"] - prev_close
+    typer.echo(
+        f"nq-ray — {contract.name} ({contract.symbol}), {contract.exchange}: tick {contract.tick_size} "
+        f"pts = ${contract.tick_value:.2f}, ${contract.point_value:g} a point"
+    )
+    typer.echo(f"clock      {now:%Y-%m-%d %H:%M %Z}: market {status.describe()}")
+    typer.echo(
+        f"front      {front_contract(contract.symbol, now)} (roll 8 days before the third-Friday expiry)"
+    )
+    typer.echo(f"data       source={source} mode={settings.mode} storage={settings.storage_url}")
+    typer.echo(f"quality    {report.summary()}")
+    typer.echo(
+        f"latest bar {bars.index[-1]:%Y-%m-%d %H:%M %Z}  O {last['open']:.2f}  H {last['high']:.2f}  "
+        f"L {last['low']:.2f}  C {last['close']:.2f}  V {last['volume']:.0f}  "
+        f"({change:+.2f} pts = ${contract.pnl_usd(change):+,.2f} per contract)"
+    )
+    sessions = session_dates(bars.index)
+    day = bars.loc[sessions == sessions[-1]]
+    typer.echo(
+        f"session {sessions[-1]} high {day['high'].max():.2f} low {day['low'].min():.2f} "
+        f"volume {day['volume'].sum():,.0f}"
+        f" over {len(day)} bars"
+    )
+    typer.echo("next       `nq-ray --help` lists the commands: up, bars, validate, contract, session, config")
+
+
+@app.command()
+@_errors_to_exit
+def bars(
+    symbol: Symbol = "NQ",
+    interval: Interval = "5m",
+    source: Source = "sample",
+    start: Annotated[str | None, typer.Option(help="first bar (date or time; naive = New York)")] = None,
+    end: Annotated[str | None, typer.Option(help="last bar")] = None,
+    tail: Annotated[int, typer.Option(help="print the last N bars")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table")] = False,
+) -> None:
+    """Print bars from any source."""
+    from nq_ray.data import load_bars
+
+    frame = load_bars(symbol, interval, start, end, source=source).tail(tail)
+    if as_json:
+        for t, row in frame.iterrows():
+            typer.echo(json.dumps({"time": t.isoformat(), **row.to_dict()}))
+    else:
+        typer.echo(frame.to_string())
+
+
+@app.command()
+@_errors_to_exit
+def validate(
+    symbol: Symbol = "NQ",
+    interval: Interval = "5m",
+    source: Source = "sample",
+    outlier_z: Annotated[float, typer.Option(help="robust z-score threshold")] = 3.0,
+) -> None:
+    """Data-quality report: missing bars vs the session calendar, duplicates, OHLC, ticks, outliers."""
+    from nq_ray.data import load_bars
+    from nq_ray.data.quality import validate_bars
+
+    report = validate_bars(load_bars(symbol, interval, source=source), symbol, interval, outlier_z)
+    typer.echo(report.summary())
+    for issue in report.issues:
+        if issue.count:
+            typer.echo(
+                f"  {issue.code:<18} {issue.count:>6}  e.g. {', '.join(issue.examples[:3])}  {issue.note}"
+            )
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+@_errors_to_exit
+def contract(
+    symbol: Annotated[str, typer.Argument(help="root, alias or dated code: NQ, NQ=F, NQH26, NQH6")] = "NQ",
+    at: At = None,
+) -> None:
+    """Contract spec, front month, expiry and the next rolls."""
+    from nq_ray.domain.contracts import get_contract
+    from nq_ray.market.rolls import expiry, front_contract, parse_contract_code, roll_date, roll_schedule
+
+    spec = get_contract(symbol)
+    now = _now(at)
+    typer.echo(json.dumps(spec.model_dump() | {"tick_value": spec.tick_value}, indent=2))
+    if symbol.strip().upper() not in (spec.symbol, f"{spec.symbol}=F"):
+        code = parse_contract_code(symbol)
+        typer.echo(f"{code}: expires {expiry(code)}, rolls {roll_date(code)}")
+    front = front_contract(spec.symbol, now)
+    typer.echo(f"front month at {now:%Y-%m-%d %H:%M %Z}: {front} (expires {expiry(front)})")
+    for r in roll_schedule(spec.symbol, now.date(), now.date().replace(year=now.year + 1)):
+        typer.echo(f"roll {r.roll_date}: {r.from_contract} → {r.to_contract} (expiry {r.expiry})")
+
+
+@app.command()
+@_errors_to_exit
+def session(at: At = None) -> None:
+    """Globex session status: open / halt / weekend / holiday, next open and close."""
+    from nq_ray.market.sessions import session_status
+
+    typer.echo(session_status(_now(at)).model_dump_json(indent=2))
+
+
+@app.command()
+@_errors_to_exit
+def config() -> None:
+    """The effective settings (env, NQ_CONFIG_FILE, defaults) with secrets redacted."""
+    from nq_ray.config import load_settings
+
+    typer.echo(json.dumps(load_settings().redacted(), indent=2, default=str))
+
+
+def main() -> None:  # pragma: no cover
+    app(prog_name="nq-ray")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,303 @@
+"""One ``Settings`` for nq-ray: ``NQ_`` env vars (nested with ``__``), an optional YAML file named by
+``NQ_CONFIG_FILE`` with ``${VAR:-default}`` expansion, and validated runtime updates that are journaled.
+
+Precedence, highest first: explicit arguments, environment, YAML file, defaults. An invalid value fails
+at start-up with one ``ConfigError`` naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from nq_ray.errors import ConfigError
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class YahooSettings(_Section):
+    max_retries: int = Field(default=4, ge=0, le=10, description="retries on rate limits / transient errors")
+    backoff_s: float = Field(default=1.0, ge=0, description="first back-off; doubles each retry")
+    timeout_s: float = Field(default=30.0, gt=0)
+
+
+class TradovateSettings(_Section):
+    base_url: str = "https://demo.tradovateapi.com/v1"
+    username: str | None = None
+    password: SecretStr | None = None
+    app_id: str = "nq-ray"
+    app_version: str = "0.1"
+    cid: int | None = None
+    sec: SecretStr | None = None
+    timeout_s: float = Field(default=20.0, gt=0)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.username and self.password and self.cid and self.sec)
+
+
+class DataSettings(_Section):
+    data_dir: Path = Field(default=Path(".nq_data"), description="SQLite file, journals, cached files")
+    default_source: str = Field(
+        default="sample", description="sample | synthetic | yahoo | tradovate | csv:P"
+    )
+    default_symbol: str = "NQ"
+    outlier_z: float = Field(default=3.0, gt=0, description="robust z-score (MAD) threshold for outliers")
+    synthetic_seed: int = 7
+    yahoo: YahooSettings = Field(default_factory=YahooSettings)
+    tradovate: TradovateSettings = Field(default_factory=TradovateSettings)
+
+
+class StorageSettings(_Section):
+    url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL; default sqlite+aiosqlite:///<data_dir>/nq_ray.db; "
+        "postgresql+asyncpg://user:pw@host/db for PostgreSQL",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return v
+
+
+class CacheSettings(_Section):
+    url: str | None = Field(default=None, description="redis://host:port/db; unset = in-process cache")
+    namespace: str = Field(default="nq", min_length=1)
+    max_items: int = Field(default=512, gt=0, description="in-process cache capacity (LRU)")
+    ttl_s: dict[str, int] = Field(
+        default_factory=lambda: {
+            "1m": 30,
+            "2m": 60,
+            "5m": 120,
+            "15m": 300,
+            "30m": 600,
+            "1h": 900,
+            "4h": 1800,
+            "1d": 3600,
+            "1wk": 6 * 3600,
+        },
+        description="time-to-live of cached bars by interval",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _redis(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis:// or rediss:// URL")
+        return v
+
+
+class RiskSettings(_Section):
+    account_size_usd: float = Field(default=100_000.0, gt=0, description="paper account starting balance")
+    margins: dict[str, float] = Field(
+        default_factory=dict, description="per-symbol initial margin overrides in USD, e.g. {NQ: 36300}"
+    )
+    limits: dict[str, Any] = Field(default_factory=dict, description="RiskLimits fields (see risk/limits.py)")
+
+
+class LLMSettings(_Section):
+    providers: list[Literal["serve", "ollama", "openai", "groq", "external", "rules"]] = Field(
+        default_factory=lambda: ["serve", "ollama", "openai", "groq", "rules"],
+        description="fallback order; the deterministic rules analyst is always last",
+    )
+    serve_url: str = "http://127.0.0.1:8000/llm/v1"
+    serve_model: str = "nq-analyst"
+    ollama_url: str = "http://127.0.0.1:11434/v1"
+    ollama_model: str = "llama3.1:8b"
+    openai_api_key: SecretStr | None = None
+    openai_model: str = "gpt-4o-mini"
+    groq_api_key: SecretStr | None = None
+    groq_model: str = "llama-3.3-70b-versatile"
+    external_url: str | None = None
+    external_api_key: SecretStr | None = None
+    temperature: float = Field(default=0.2, ge=0, le=2)
+    timeout_s: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=2, ge=0, le=10)
+
+
+class ServeSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    api_replicas: int = Field(default=1, ge=1)
+    replica_num_cpus: float = Field(default=0.1, gt=0, description="fractional CPUs so 2-core hosts schedule")
+
+
+class MCPSettings(_Section):
+    path: str = "/mcp"
+    auth_token: SecretStr | None = Field(default=None, description="bearer token; unset = no auth (local)")
+    stateless_http: bool = True
+
+
+class Settings(BaseSettings):
+    """Every setting nq-ray reads, validated as a whole."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NQ_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_assignment=True,
+    )
+
+    mode: Literal["paper", "live"] = Field(default="paper", description="live routing needs credentials")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    data: DataSettings = Field(default_factory=DataSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    risk: RiskSettings = Field(default_factory=RiskSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
+    mcp: MCPSettings = Field(default_factory=MCPSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlSource(settings_cls), file_secret_settings)
+
+    @property
+    def storage_url(self) -> str:
+        """The effective database URL (the embedded SQLite file unless ``storage.url`` is set)."""
+        return self.storage.url or f"sqlite+aiosqlite:///{self.data.data_dir.resolve() / 'nq_ray.db'}"
+
+    def redacted(self) -> dict[str, Any]:
+        """A JSON-able dump with every secret shown as ``**********``."""
+        return self.model_dump(mode="json")
+
+    def update(self, patch: dict[str, Any], *, journal: Path | None = None, actor: str = "api") -> Settings:
+        """A new ``Settings`` with ``patch`` merged in. The whole merged result is validated before it
+        takes effect (``ConfigError`` otherwise, and ``self`` is unchanged); accepted updates are appended
+        to the journal (``<data_dir>/config_journal.jsonl``) with secrets redacted."""
+        merged = _deep_merge(self.model_dump(mode="python"), patch)
+        new = _build(merged, from_env=False)
+        path = journal or (new.data.data_dir / "config_journal.jsonl")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        entry = {
+            "at": datetime.now(UTC).isoformat(),
+            "actor": actor,
+            "patch": _redact(patch),
+        }
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry, default=str) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        return new
+
+
+def _deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in patch.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k not in {"margins", "ttl_s", "limits"}:
+            out[k] = _deep_merge(out[k], v)
+        elif isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = {**out[k], **v}
+        else:
+            out[k] = v
+    return out
+
+
+def _redact(obj: Any, key: str = "") -> Any:
+    if isinstance(obj, dict):
+        return {k: _redact(v, k) for k, v in obj.items()}
+    if any(s in key.lower() for s in ("password", "key", "token", "sec")) and obj is not None:
+        return "**********"
+    return obj
+
+
+def expand_vars(text: str, env: dict[str, str] | None = None) -> str:
+    """Expand ``${VAR}`` and ``${VAR:-default}`` from ``env`` (the process environment by default).
+    An unset variable with no default is an error, not an empty string."""
+    env = os.environ if env is None else env
+
+    def repl(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        if name in env and env[name] != "":
+            return env[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"config file uses ${{{name}}} but {name} is not set and has no default", var=name)
+
+    return _VAR.sub(repl, text)
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Reads the YAML file named by ``NQ_CONFIG_FILE`` (if any), expanding ``${VAR:-default}``."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get("NQ_CONFIG_FILE")
+        if not path:
+            return {}
+        return read_config_file(Path(path))
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The YAML config file as a dict, after variable expansion; ``ConfigError`` if unreadable."""
+    if not path.is_file():
+        raise ConfigError(
+            f"NQ_CONFIG_FILE={path} does not exist; point it at a YAML file or unset it", path=str(path)
+        )
+    try:
+        data = yaml.safe_load(expand_vars(path.read_text(encoding="utf-8")))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}", path=str(path)) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections (data:, risk:, ...)", path=str(path))
+    return data
+
+
+def _describe(err: dict[str, Any]) -> str:
+    key = ".".join(str(p) for p in err.get("loc", ()))
+    value = err.get("input")
+    if isinstance(value, dict):
+        value = "{...}"
+    allowed = err.get("msg", "")
+    ctx = err.get("ctx") or {}
+    if "expected" in ctx:
+        allowed = f"expected {ctx['expected']}"
+    return f"{key}={value!r}: {allowed}"
+
+
+def _build(values: dict[str, Any] | None = None, *, from_env: bool = True) -> Settings:
+    try:
+        if from_env:
+            return Settings(**(values or {}))
+        return Settings.model_validate(values or {})
+    except ValidationError as exc:
+        errors = exc.errors()
+        msg = "; ".join(_describe(e) for e in errors)
+        raise ConfigError(
+            f"invalid settings: {msg}",
+            errors=[
+                {"key": ".".join(map(str, e["loc"])), "value": repr(e.get("input")), "allowed": e["msg"]}
+                for e in errors
+            ],
+        ) from None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and ``NQ_CONFIG_FILE``; invalid values raise one ``ConfigError``."""
+    return _build(overrides)

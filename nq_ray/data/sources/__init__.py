@@ -1,0 +1,1 @@
+"""Market data sources. Each module exposes ``fetch(request, settings) -> bar frame``."""

@@ -1,0 +1,1 @@
+"""Markets: CME Globex sessions, contract codes, expiries and rolls."""

@@ -1,0 +1,77 @@
+"""Shared fixtures: one small Ray instance per test session, offline by default, the sample bars."""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def _no_internet(host: object, *args: object, **kwargs: object) -> object:
+    raise OSError(f"tests run offline: connection to {host!r} blocked by tests/conftest.py")
+
+
+@pytest.fixture(autouse=True)
+def _block_remote_hosts(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refuse DNS look-ups of anything but loopback unless the test is marked ``network``."""
+    if request.node.get_closest_marker("network"):
+        return
+    real = socket.getaddrinfo
+
+    def guarded(host, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if host in (None, "localhost", "127.0.0.1", "::1", "0.0.0.0") or str(host).startswith("127."):
+            return real(host, *args, **kwargs)
+        return _no_internet(host)
+
+    monkeypatch.setattr(socket, "getaddrinfo", guarded)
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[object]:
+    """One local Ray instance (2 CPUs) shared by every test that asks for it."""
+    import ray
+
+    if not ray.is_initialized():
+        tmp = tempfile.mkdtemp(prefix="nqr", dir="/tmp")
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            _temp_dir=tmp,
+            configure_logging=False,
+        )
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def nq_5m() -> pd.DataFrame:
+    """The bundled real NQ 5-minute bars (13,767 rows, 2026-02-17 → 2026-04-28)."""
+    from nq_ray.data import load_bars
+
+    return load_bars("NQ", "5m", source="sample")
+
+
+@pytest.fixture(scope="session")
+def es_5m() -> pd.DataFrame:
+    from nq_ray.data import load_bars
+
+    return load_bars("ES", "5m", source="sample")
+
+
+@pytest.fixture(scope="session")
+def nq_daily() -> pd.DataFrame:
+    from nq_ray.data import load_bars
+
+    return load_bars("NQ", "1d", source="sample")

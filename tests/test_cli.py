@@ -1,0 +1,38 @@
+"""The ``nq-ray`` command line, run as a user would (typer's runner in-process)."""
+
+from typer.testing import CliRunner
+
+from nq_ray.cli import app
+
+runner = CliRunner()
+
+
+def test_up_prints_session_status_and_latest_bar() -> None:
+    result = runner.invoke(app, ["up", "--at", "2026-03-09T10:00-04:00"])
+    assert result.exit_code == 0, result.output
+    assert "open (RTH) for session 2026-03-09" in result.output
+    assert "front      NQH26" in result.output
+    assert "latest bar 2026-04-28 23:35 EDT  O 27283.25" in result.output
+    assert "nq-ray --help" in result.output
+
+
+def test_unknown_symbol_is_a_clear_error_with_exit_2() -> None:
+    result = runner.invoke(app, ["bars", "--symbol", "XX"])
+    assert result.exit_code == 2
+    assert "error [unknown_symbol]" in result.output
+
+
+def test_naive_clock_is_refused() -> None:
+    result = runner.invoke(app, ["session", "--at", "2026-03-09 10:00"])
+    assert result.exit_code == 2 and "no timezone" in result.output
+
+
+def test_contract_command_shows_expiry_and_roll() -> None:
+    result = runner.invoke(app, ["contract", "NQH6", "--at", "2026-01-05T12:00-05:00"])
+    assert result.exit_code == 0, result.output
+    assert "NQH26: expires 2026-03-20, rolls 2026-03-12" in result.output
+
+
+def test_validate_exit_code_reflects_quality() -> None:
+    result = runner.invoke(app, ["validate"])
+    assert result.exit_code == 0 and "zero_volume" in result.output

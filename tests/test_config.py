@@ -1,0 +1,103 @@
+"""Settings: env prefix, nesting, YAML with ${VAR:-default}, validation messages, journaled updates."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from nq_ray.config import Settings, expand_vars, load_settings
+from nq_ray.errors import ConfigError
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for k in list(os.environ):
+        if k.startswith("NQ_"):
+            monkeypatch.delenv(k)
+
+
+def test_defaults_are_the_embedded_setup() -> None:
+    s = load_settings()
+    assert s.mode == "paper" and s.cache.url is None and s.storage_url.startswith("sqlite+aiosqlite:///")
+
+
+def test_nested_env_with_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NQ_CACHE__URL", "redis://127.0.0.1:6379/0")
+    monkeypatch.setenv("NQ_DATA__OUTLIER_Z", "4.5")
+    s = load_settings()
+    assert s.cache.url == "redis://127.0.0.1:6379/0" and s.data.outlier_z == 4.5
+
+
+def test_invalid_value_names_key_value_and_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NQ_SERVE__PORT", "99999")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert "serve.port='99999'" in info.value.message and "less than or equal to 65535" in info.value.message
+
+
+def test_unknown_key_is_refused() -> None:
+    with pytest.raises(ConfigError, match="risk.max_leverage"):
+        load_settings(risk={"max_leverage": 3})
+
+
+def test_bad_storage_scheme_is_refused() -> None:
+    with pytest.raises(ConfigError, match="postgresql\\+asyncpg"):
+        load_settings(storage={"url": "mysql://x"})
+
+
+def test_yaml_file_with_var_expansion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "nq.yaml"
+    cfg.write_text(
+        "cache:\n  url: ${REDIS_URL:-redis://127.0.0.1:6379/1}\nllm:\n  openai_api_key: ${OPENAI_KEY}\n"
+    )
+    monkeypatch.setenv("NQ_CONFIG_FILE", str(cfg))
+    monkeypatch.setenv("OPENAI_KEY", "sk-test")
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    s = load_settings()
+    assert s.cache.url == "redis://127.0.0.1:6379/1"
+    assert s.llm.openai_api_key is not None and s.llm.openai_api_key.get_secret_value() == "sk-test"
+
+
+def test_env_beats_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "nq.yaml"
+    cfg.write_text("serve:\n  port: 8100\n")
+    monkeypatch.setenv("NQ_CONFIG_FILE", str(cfg))
+    monkeypatch.setenv("NQ_SERVE__PORT", "8200")
+    assert load_settings().serve.port == 8200
+
+
+def test_missing_variable_without_default_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="NOPE_NOT_SET"):
+        expand_vars("x: ${NOPE_NOT_SET}", env={})
+
+
+def test_missing_config_file_is_an_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("NQ_CONFIG_FILE", str(tmp_path / "nope.yaml"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings()
+
+
+def test_secrets_never_appear_in_dumps(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NQ_LLM__GROQ_API_KEY", "gsk-very-secret")
+    s = load_settings()
+    assert "gsk-very-secret" not in json.dumps(s.redacted()) and "gsk-very-secret" not in repr(s)
+
+
+def test_update_validates_the_merged_result_and_journals(tmp_path: Path) -> None:
+    s = Settings(data={"data_dir": tmp_path})
+    journal = tmp_path / "journal.jsonl"
+    new = s.update({"risk": {"account_size_usd": 50_000}, "llm": {"openai_api_key": "sk-x"}}, journal=journal)
+    assert new.risk.account_size_usd == 50_000 and s.risk.account_size_usd == 100_000
+    entry = json.loads(journal.read_text().splitlines()[-1])
+    assert entry["patch"]["risk"] == {"account_size_usd": 50_000}
+    assert entry["patch"]["llm"]["openai_api_key"] == "**********"
+
+
+def test_rejected_update_changes_nothing_and_is_not_journaled(tmp_path: Path) -> None:
+    s = Settings(data={"data_dir": tmp_path})
+    journal = tmp_path / "journal.jsonl"
+    with pytest.raises(ConfigError, match="serve.port"):
+        s.update({"serve": {"port": 0}}, journal=journal)
+    assert s.serve.port == 8000 and not journal.exists()
