@@ -11,6 +11,7 @@ import json
 import os
 import re
 from datetime import UTC, datetime
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -110,9 +111,13 @@ class RiskSettings(_Section):
     limits: dict[str, Any] = Field(default_factory=dict, description="RiskLimits fields (see risk/limits.py)")
 
 
+ProviderName = Literal["serve", "ollama", "openai", "groq", "external", "rules"]
+DEFAULT_PROVIDERS: tuple[ProviderName, ...] = ("serve", "ollama", "openai", "groq", "rules")
+
+
 class LLMSettings(_Section):
-    providers: list[Literal["serve", "ollama", "openai", "groq", "external", "rules"]] = Field(
-        default_factory=lambda: ["serve", "ollama", "openai", "groq", "rules"],
+    providers: list[ProviderName] = Field(
+        default_factory=lambda: list(DEFAULT_PROVIDERS),
         description="fallback order; the deterministic rules analyst is always last",
     )
     serve_url: str = "http://127.0.0.1:8000/llm/v1"
@@ -226,12 +231,12 @@ def _redact(obj: Any, key: str = "") -> Any:
 def expand_vars(text: str, env: dict[str, str] | None = None) -> str:
     """Expand ``${VAR}`` and ``${VAR:-default}`` from ``env`` (the process environment by default).
     An unset variable with no default is an error, not an empty string."""
-    env = os.environ if env is None else env
+    source: Mapping[str, str] = os.environ if env is None else env
 
     def repl(m: re.Match[str]) -> str:
         name, default = m.group(1), m.group(2)
-        if name in env and env[name] != "":
-            return env[name]
+        if source.get(name):
+            return source[name]
         if default is not None:
             return default
         raise ConfigError(f"config file uses ${{{name}}} but {name} is not set and has no default", var=name)
@@ -269,7 +274,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def _describe(err: dict[str, Any]) -> str:
+def _describe(err: Any) -> str:
     key = ".".join(str(p) for p in err.get("loc", ()))
     value = err.get("input")
     if isinstance(value, dict):

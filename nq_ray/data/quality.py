@@ -246,9 +246,10 @@ def clean_bars(
     df = df.loc[~nan_rows]
     df["volume"] = df["volume"].fillna(0.0)
     interval = parse_interval(interval) if interval else infer_interval(df)
-    intraday = interval is not None and interval_length(interval) < pd.Timedelta(days=1)
-    if intraday and len(df):
-        outside = ~in_session(df.index, interval_length(interval))
+    bar_length = interval_length(interval) if interval is not None else None
+    intraday = bar_length is not None and bar_length < pd.Timedelta(days=1)
+    if bar_length is not None and intraday and len(df):
+        outside = ~in_session(df.index, bar_length)
         record("dropped_outside_session", df.index[outside])
         df = df.loc[~outside]
     prices = df[list(PRICE_COLUMNS)].to_numpy()
@@ -266,7 +267,7 @@ def clean_bars(
         out = (z.abs() > outlier_z).to_numpy()
         record("dropped_outliers", df.index[out])
         df = df.loc[~out]
-    if fill_missing and intraday and len(df) > 1:
+    if fill_missing and interval is not None and intraday and len(df) > 1:
         df = _fill_within_sessions(df, interval, record)
     return df, changes
 
