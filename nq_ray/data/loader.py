@@ -111,7 +111,7 @@ def _remote(
     from nq_ray.data.sources import tradovate, yahoo
     from nq_ray.store.cache import bars_key, make_cache
 
-    cache = cache if cache is not None else make_cache(settings.cache)
+    cache = cache if cache is not None else make_cache(settings.cache, fallback_to_memory=True)
     key = bars_key(kind, root, interval, s, e)
     hit = cache.get_frame(key)
     if hit is not None:

@@ -1,1 +1,1 @@
-"""Market data sources. Each module exposes ``fetch(request, settings) -> bar frame``."""
+"""Market data sources. Each remote module exposes ``fetch(root, interval, start, end, settings=...) -> bar frame``."""
