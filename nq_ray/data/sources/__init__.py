@@ -1,1 +1,4 @@
-"""Market data sources. Each remote module exposes ``fetch(root, interval, start, end, settings=...) -> bar frame``."""
+"""Market data sources.
+
+Each remote module exposes ``fetch(root, interval, start, end, settings=...) -> bar frame``.
+"""
