@@ -84,7 +84,7 @@ def up(
     typer.echo(
         f"front      {front_contract(contract.symbol, now)} (roll 8 days before the third-Friday expiry)"
     )
-    typer.echo(f"data       source={source} mode={settings.mode} storage={settings.storage_url}")
+    typer.echo(f"data       source={source} mode={settings.execution.mode} store={settings.store_url}")
     typer.echo(f"quality    {report.summary()}")
     typer.echo(
         f"latest bar {bars.index[-1]:%Y-%m-%d %H:%M %Z}  O {last['open']:.2f}  H {last['high']:.2f}  "

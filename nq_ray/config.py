@@ -61,7 +61,7 @@ class DataSettings(_Section):
     tradovate: TradovateSettings = Field(default_factory=TradovateSettings)
 
 
-class StorageSettings(_Section):
+class StoreSettings(_Section):
     url: str | None = Field(
         default=None,
         description="SQLAlchemy async URL; default sqlite+aiosqlite:///<data_dir>/nq_ray.db; "
@@ -101,6 +101,13 @@ class CacheSettings(_Section):
         if v is not None and not v.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis:// or rediss:// URL")
         return v
+
+
+class ExecutionSettings(_Section):
+    mode: Literal["paper", "live"] = Field(default="paper", description="live routing needs credentials")
+    confirm_live: bool = Field(default=False, description="must also be true before any live routing")
+    slippage_ticks: int = Field(default=1, ge=0, description="paper fills: adverse slippage on market/stop")
+    commission_per_contract: float = Field(default=2.25, ge=0, description="USD per contract per side")
 
 
 class RiskSettings(_Section):
@@ -158,10 +165,10 @@ class Settings(BaseSettings):
         validate_assignment=True,
     )
 
-    mode: Literal["paper", "live"] = Field(default="paper", description="live routing needs credentials")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     data: DataSettings = Field(default_factory=DataSettings)
-    storage: StorageSettings = Field(default_factory=StorageSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     risk: RiskSettings = Field(default_factory=RiskSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
@@ -180,9 +187,9 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, _YamlSource(settings_cls), file_secret_settings)
 
     @property
-    def storage_url(self) -> str:
-        """The effective database URL (the embedded SQLite file unless ``storage.url`` is set)."""
-        return self.storage.url or f"sqlite+aiosqlite:///{self.data.data_dir.resolve() / 'nq_ray.db'}"
+    def store_url(self) -> str:
+        """The effective database URL (the embedded SQLite file unless ``store.url`` is set)."""
+        return self.store.url or f"sqlite+aiosqlite:///{self.data.data_dir.resolve() / 'nq_ray.db'}"
 
     def redacted(self) -> dict[str, Any]:
         """A JSON-able dump with every secret shown as ``**********``."""

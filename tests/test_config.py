@@ -20,7 +20,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_defaults_are_the_embedded_setup() -> None:
     s = load_settings()
-    assert s.mode == "paper" and s.cache.url is None and s.storage_url.startswith("sqlite+aiosqlite:///")
+    assert s.execution.mode == "paper" and s.cache.url is None and s.store_url.startswith("sqlite+aiosqlite:///")
 
 
 def test_nested_env_with_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,9 +42,9 @@ def test_unknown_key_is_refused() -> None:
         load_settings(risk={"max_leverage": 3})
 
 
-def test_bad_storage_scheme_is_refused() -> None:
+def test_bad_store_scheme_is_refused() -> None:
     with pytest.raises(ConfigError, match="postgresql\\+asyncpg"):
-        load_settings(storage={"url": "mysql://x"})
+        load_settings(store={"url": "mysql://x"})
 
 
 def test_yaml_file_with_var_expansion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
