@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from datetime import UTC, datetime
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from nq_ray.errors import ConfigError
+from nq_ray.risk.limits import RiskLimits
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 
@@ -115,7 +116,7 @@ class RiskSettings(_Section):
     margins: dict[str, float] = Field(
         default_factory=dict, description="per-symbol initial margin overrides in USD, e.g. {NQ: 36300}"
     )
-    limits: dict[str, Any] = Field(default_factory=dict, description="RiskLimits fields (see risk/limits.py)")
+    limits: RiskLimits = Field(default_factory=RiskLimits, description="the pre-trade gate's limits")
 
 
 ProviderName = Literal["serve", "ollama", "openai", "groq", "external", "rules"]
@@ -218,7 +219,7 @@ class Settings(BaseSettings):
 def _deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in patch.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict) and k not in {"margins", "ttl_s", "limits"}:
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k not in {"margins", "ttl_s"}:
             out[k] = _deep_merge(out[k], v)
         elif isinstance(v, dict) and isinstance(out.get(k), dict):
             out[k] = {**out[k], **v}
