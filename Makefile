@@ -10,10 +10,11 @@ STAMP   := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	@py=$$(command -v $(PY) || command -v python3); test -x $(BIN)/python || $$py -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,bench]'
 	@touch $(STAMP)
 
-setup: $(STAMP)  ## create .venv and install nq-ray with the dev extra
+setup: $(STAMP)  ## create .venv and install nq-ray with the dev and bench extras (bench: reference engines
+                 ## for the parity tests and benchmarks only; never imported by nq_ray)
 
 up: setup  ## set up if needed, then run the main job on the embedded default (SQLite, in-process cache)
 	$(BIN)/nq-ray up
@@ -34,12 +35,10 @@ test-gpu: setup  ## GPU-only tests (needs an NVIDIA GPU and `pip install -e .[gp
 test-network: setup  ## live smoke tests against Yahoo etc. (needs the internet)
 	$(BIN)/pytest -q -m network
 
-bench: setup  ## benchmarks with their reference engines (installs the [bench] extra)
-	$(BIN)/pip install -q -e '.[dev,bench]'
+bench: setup  ## benchmarks, each printing ratios against its reference measured in the same run
 	$(BIN)/python -m benchmarks
 
 bench-quick: setup
-	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python -m benchmarks --quick
 
 lint: setup

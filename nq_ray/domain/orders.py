@@ -34,15 +34,33 @@ class OrderType(StrEnum):
     MARKET = "market"
     LIMIT = "limit"
     STOP = "stop"
+    STOP_LIMIT = "stop_limit"  # a stop that, once triggered, works as a limit at limit_price
 
 
 class OrderStatus(StrEnum):
-    PENDING = "pending"  # journaled, not yet sent
-    WORKING = "working"
-    FILLED = "filled"
+    """new (journaled, not yet acted on) → accepted (working) → partially_filled / filled, or
+    cancelled, rejected (risk or validation), expired (day order at the session close)."""
+
+    NEW = "new"
+    ACCEPTED = "accepted"
     PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
     CANCELLED = "cancelled"
     REJECTED = "rejected"
+    EXPIRED = "expired"
+    # earlier names, kept as aliases
+    PENDING = "new"
+    WORKING = "accepted"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the order can change no more (filled, cancelled, rejected, expired)."""
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset(
+    {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
+)
 
 
 class TimeInForce(StrEnum):
@@ -116,6 +134,8 @@ class Order(BaseModel):
             raise ValueError("a limit order needs limit_price")
         if self.order_type is OrderType.STOP and self.stop_price is None:
             raise ValueError("a stop order needs stop_price")
+        if self.order_type is OrderType.STOP_LIMIT and (self.stop_price is None or self.limit_price is None):
+            raise ValueError("a stop-limit order needs both stop_price (trigger) and limit_price")
         if self.order_type is OrderType.MARKET and (self.limit_price or self.stop_price):
             raise ValueError("a market order takes neither limit_price nor stop_price")
         prices = {"limit_price": self.limit_price, "stop_price": self.stop_price}
