@@ -44,7 +44,8 @@ bench-quick: setup
 lint: setup
 	$(BIN)/ruff check nq_ray tests benchmarks
 	$(BIN)/ruff format --check nq_ray tests benchmarks
-	$(BIN)/mypy nq_ray/domain nq_ray/market nq_ray/data nq_ray/config.py nq_ray/errors.py
+	$(BIN)/mypy nq_ray/domain nq_ray/market nq_ray/data nq_ray/config.py nq_ray/errors.py nq_ray/risk \
+		nq_ray/backtest nq_ray/analysis nq_ray/llm nq_ray/agents nq_ray/testing
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .nq_data

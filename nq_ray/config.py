@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from nq_ray.errors import ConfigError
+from nq_ray.llm.config import LLMConfig
 from nq_ray.risk.limits import RiskLimits
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
@@ -119,30 +120,6 @@ class RiskSettings(_Section):
     limits: RiskLimits = Field(default_factory=RiskLimits, description="the pre-trade gate's limits")
 
 
-ProviderName = Literal["serve", "ollama", "openai", "groq", "external", "rules"]
-DEFAULT_PROVIDERS: tuple[ProviderName, ...] = ("serve", "ollama", "openai", "groq", "rules")
-
-
-class LLMSettings(_Section):
-    providers: list[ProviderName] = Field(
-        default_factory=lambda: list(DEFAULT_PROVIDERS),
-        description="fallback order; the deterministic rules analyst is always last",
-    )
-    serve_url: str = "http://127.0.0.1:8000/llm/v1"
-    serve_model: str = "nq-analyst"
-    ollama_url: str = "http://127.0.0.1:11434/v1"
-    ollama_model: str = "llama3.1:8b"
-    openai_api_key: SecretStr | None = None
-    openai_model: str = "gpt-4o-mini"
-    groq_api_key: SecretStr | None = None
-    groq_model: str = "llama-3.3-70b-versatile"
-    external_url: str | None = None
-    external_api_key: SecretStr | None = None
-    temperature: float = Field(default=0.2, ge=0, le=2)
-    timeout_s: float = Field(default=30.0, gt=0)
-    max_retries: int = Field(default=2, ge=0, le=10)
-
-
 class ServeSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -172,7 +149,7 @@ class Settings(BaseSettings):
     execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     risk: RiskSettings = Field(default_factory=RiskSettings)
-    llm: LLMSettings = Field(default_factory=LLMSettings)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     mcp: MCPSettings = Field(default_factory=MCPSettings)
 
@@ -231,6 +208,8 @@ def _deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
 def _redact(obj: Any, key: str = "") -> Any:
     if isinstance(obj, dict):
         return {k: _redact(v, k) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_redact(v, key) for v in obj]
     if any(s in key.lower() for s in ("password", "key", "token", "sec")) and obj is not None:
         return "**********"
     return obj

@@ -57,7 +57,7 @@ def test_yaml_file_with_var_expansion(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.delenv("REDIS_URL", raising=False)
     s = load_settings()
     assert s.cache.url == "redis://127.0.0.1:6379/1"
-    assert s.llm.openai_api_key is not None and s.llm.openai_api_key.get_secret_value() == "sk-test"
+    assert s.llm.api_keys["openai"].get_secret_value() == "sk-test"
 
 
 def test_env_beats_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
