@@ -73,6 +73,23 @@ class DataUnavailableError(NQRayError):
     http_status = 404
 
 
+class NotFoundError(NQRayError, KeyError):
+    """A referenced object (order id, job id, agent id) does not exist."""
+
+    code = "not_found"
+    http_status = 404
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return f"[{self.code}] {self.message}"
+
+
+class StoreUnavailableError(NQRayError):
+    """The database cannot be reached or refused the write; nothing was committed."""
+
+    code = "store_unavailable"
+    http_status = 503
+
+
 class InvalidOrderError(NQRayError, ValueError):
     """An order that is malformed (off the tick grid, bracket on the wrong side, zero quantity)."""
 

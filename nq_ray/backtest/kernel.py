@@ -6,7 +6,8 @@ open when the bar gaps through it; when one bar touches both bracket legs the st
 configured otherwise; nothing fills on a bar outside the session calendar (pending orders wait for the
 next tradable bar); an open position at the end of the data closes at the last close (``end_of_data``).
 Money = points × point value × contracts; commission per contract per side; slippage in ticks on
-market and stop fills (limits and take-profits fill at their price).
+market and stop fills (limits and take-profits fill at their price). The per-bar fill prices come from
+``nq_ray.execution.fills``, the one implementation the paper broker uses too.
 """
 
 from __future__ import annotations
@@ -33,6 +34,17 @@ from nq_ray.backtest.config import (
     O_TICK,
     O_TP_TICKS,
 )
+from nq_ray.execution.fills import (
+    EXIT_NONE,
+    EXIT_STOP,
+    bracket_exit,
+    commission_usd,
+    limit_fill_price,
+    market_fill_price,
+    pnl_usd,
+    stop_fill_price,
+)
+from nq_ray.execution.fills import tick_round as _tick_round
 
 # columns of the trades matrix
 T_ENTRY_IDX = 0
@@ -53,16 +65,10 @@ R_SIGNAL, R_STOP, R_TARGET, R_SESSION, R_MARGIN, R_END = 0, 1, 2, 3, 4, 5
 
 
 @njit(cache=True)
-def _tick_round(price: float, tick: float) -> float:
-    """Nearest price on the tick grid."""
-    return np.round(price / tick) * tick
-
-
-@njit(cache=True)
 def _book(trades, k, entry_idx, exit_idx, side, n, entry_px, exit_px, pv, commission, reason, mae, mfe):
     """Write trade ``k``; returns (gross P&L USD, exit commission USD)."""
-    gross = (exit_px - entry_px) * side * pv * n
-    comm = 2.0 * commission * n
+    gross = pnl_usd(entry_px, exit_px, side, n, pv)
+    comm = 2.0 * commission_usd(n, commission)
     trades[k, T_ENTRY_IDX] = entry_idx
     trades[k, T_EXIT_IDX] = exit_idx
     trades[k, T_SIDE] = side
@@ -74,7 +80,7 @@ def _book(trades, k, entry_idx, exit_idx, side, n, entry_px, exit_px, pv, commis
     trades[k, T_REASON] = reason
     trades[k, T_MAE] = min(mae, (exit_px - entry_px) * side) * pv * n
     trades[k, T_MFE] = max(mfe, (exit_px - entry_px) * side) * pv * n
-    return gross, commission * n
+    return gross, commission_usd(n, commission)
 
 
 @njit(cache=True)
@@ -116,7 +122,7 @@ def simulate(
     tick = opts[O_TICK]
     qty = opts[O_CONTRACTS]
     commission = opts[O_COMMISSION]
-    slip = opts[O_SLIPPAGE_TICKS] * tick
+    slip_ticks = opts[O_SLIPPAGE_TICKS]
     fill_close = opts[O_FILL_CLOSE] > 0.5
     entry_type = int(opts[O_ENTRY_TYPE])
     offset = opts[O_ENTRY_OFFSET_TICKS] * tick
@@ -166,7 +172,7 @@ def simulate(
             if pend != 0:
                 target = 0 if pend == 2 else pend
                 if side != 0 and side != target:
-                    x = _tick_round(o - side * slip, tick)
+                    x = market_fill_price(o, -side, slip_ticks, tick)
                     mae = min(mae, (x - e_px) * side)
                     mfe = max(mfe, (x - e_px) * side)
                     g, cx = _book(trades, k, e_idx, i, side, qty, e_px, x, pv, commission, R_SIGNAL, mae, mfe)
@@ -179,7 +185,7 @@ def simulate(
                             rejected += 1
                         else:
                             side = target
-                            e_px = _tick_round(o + side * slip, tick)
+                            e_px = market_fill_price(o, side, slip_ticks, tick)
                             e_idx = i
                             cash -= commission * qty
                             mae = 0.0
@@ -203,27 +209,11 @@ def simulate(
                 pend = 0
             # 2. a working limit / stop entry order
             if po_side != 0 and side == 0:
-                filled = False
-                px = 0.0
                 if entry_type == 1:  # limit: at the price or better, no slippage
-                    if po_side > 0 and o <= po_px:
-                        px, filled = o, True
-                    elif po_side > 0 and lo <= po_px:
-                        px, filled = po_px, True
-                    elif po_side < 0 and o >= po_px:
-                        px, filled = o, True
-                    elif po_side < 0 and h >= po_px:
-                        px, filled = po_px, True
+                    px = limit_fill_price(o, h, lo, po_side, po_px, tick)
                 else:  # stop: at the price or the gap open, plus slippage
-                    if po_side > 0 and o >= po_px:
-                        px, filled = o + slip, True
-                    elif po_side > 0 and h >= po_px:
-                        px, filled = po_px + slip, True
-                    elif po_side < 0 and o <= po_px:
-                        px, filled = o - slip, True
-                    elif po_side < 0 and lo <= po_px:
-                        px, filled = po_px - slip, True
-                if filled:
+                    px = stop_fill_price(o, h, lo, po_side, po_px, slip_ticks, tick)
+                if not np.isnan(px):
                     if margin_check and cash < im * qty:
                         rejected += 1
                     else:
@@ -251,27 +241,9 @@ def simulate(
                         po_side = 0
             # 3. brackets: gap through → the open; touched → the price; both touched → priority
             if side != 0 and (not np.isnan(sl) or not np.isnan(tp)):
-                x = np.nan
-                reason = R_SIGNAL
-                if not intrabar_entry and not np.isnan(sl) and (o - sl) * side <= 0:
-                    x = o - side * slip
-                    reason = R_STOP
-                elif not intrabar_entry and not np.isnan(tp) and (o - tp) * side >= 0:
-                    x = o
-                    reason = R_TARGET
-                else:
-                    stop_hit = not np.isnan(sl) and ((lo <= sl) if side > 0 else (h >= sl))
-                    tgt_hit = (
-                        not intrabar_entry and not np.isnan(tp) and ((h >= tp) if side > 0 else (lo <= tp))
-                    )
-                    if stop_hit and (stop_first or not tgt_hit):
-                        x = sl - side * slip
-                        reason = R_STOP
-                    elif tgt_hit:
-                        x = tp
-                        reason = R_TARGET
-                if not np.isnan(x):
-                    x = _tick_round(x, tick)
+                x, leg = bracket_exit(o, h, lo, side, sl, tp, slip_ticks, tick, stop_first, intrabar_entry)
+                reason = R_STOP if leg == EXIT_STOP else R_TARGET
+                if leg != EXIT_NONE:
                     g, cx = _book(trades, k, e_idx, i, side, qty, e_px, x, pv, commission, reason, mae, mfe)
                     k += 1
                     cash += g - cx
@@ -288,7 +260,7 @@ def simulate(
             if flat_session and session_end[i]:
                 po_side = 0
                 if side != 0:
-                    x = _tick_round(c - side * slip, tick)
+                    x = market_fill_price(c, -side, slip_ticks, tick)
                     g, cx = _book(
                         trades, k, e_idx, i, side, qty, e_px, x, pv, commission, R_SESSION, mae, mfe
                     )
@@ -297,7 +269,7 @@ def simulate(
                     side = 0
             # 5. maintenance margin on the close
             if margin_check and side != 0 and cash + (c - e_px) * side * pv * qty < mm * qty:
-                x = _tick_round(c - side * slip, tick)
+                x = market_fill_price(c, -side, slip_ticks, tick)
                 g, cx = _book(trades, k, e_idx, i, side, qty, e_px, x, pv, commission, R_MARGIN, mae, mfe)
                 k += 1
                 cash += g - cx
@@ -345,7 +317,7 @@ def simulate(
             if fill_close and tradable[i] and pend != 0:
                 # execute now at this close instead of the next open
                 if side != 0 and side != target:
-                    x = _tick_round(c - side * slip, tick)
+                    x = market_fill_price(c, -side, slip_ticks, tick)
                     g, cx = _book(trades, k, e_idx, i, side, qty, e_px, x, pv, commission, R_SIGNAL, mae, mfe)
                     k += 1
                     cash += g - cx
@@ -355,7 +327,7 @@ def simulate(
                         rejected += 1
                     else:
                         side = target
-                        e_px = _tick_round(c + side * slip, tick)
+                        e_px = market_fill_price(c, side, slip_ticks, tick)
                         e_idx = i
                         cash -= commission * qty
                         mae = 0.0

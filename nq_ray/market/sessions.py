@@ -83,47 +83,61 @@ def _around(ts: pd.Timestamp) -> pd.DataFrame:
     return schedule(ts - pd.Timedelta(days=10), ts + pd.Timedelta(days=10))
 
 
+@lru_cache(maxsize=64)
+def _year_arrays(year: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(session dates, opens, closes as UTC int64 ns) for ``year`` and its margins, for fast scalar
+    look-ups (the risk gate and the broker ask for every order)."""
+    sched = _year_schedule(year)
+    return sched.index.to_numpy().astype("datetime64[D]"), _ns(sched["open"]), _ns(sched["close"])
+
+
+def _locate(t: pd.Timestamp) -> tuple[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Index of the first session whose close is after ``t``, in its year's arrays."""
+    arrays = _year_arrays(t.year)
+    i = int(np.searchsorted(arrays[2], t.value, side="right"))
+    if i >= len(arrays[2]):
+        raise InvalidArgumentError(f"no CME session found after {t}")
+    return i, arrays
+
+
+def _ts(ns: int) -> pd.Timestamp:
+    return pd.Timestamp(int(ns), tz="UTC").tz_convert(EXCHANGE_TZ)
+
+
 def session_date(ts: Any) -> date:
     """The session date ``ts`` belongs to: Sunday 18:00 ET → Monday. Outside trading hours (halt,
     weekend, holiday), the date of the next session to open."""
-    t = to_exchange_time(ts)
-    sched = _around(t)
-    i = int(np.searchsorted(sched["close"].to_numpy(), t, side="right"))
-    if i >= len(sched):
-        raise InvalidArgumentError(f"no CME session found after {t}")
-    return sched.index[i].date()
+    i, (dates, _, _) = _locate(to_exchange_time(ts))
+    return pd.Timestamp(dates[i]).date()
 
 
 def is_open(ts: Any) -> bool:
     """True while Globex trades the equity-index futures at ``ts`` (open ≤ ts < close)."""
     t = to_exchange_time(ts)
-    sched = _around(t)
-    i = int(np.searchsorted(sched["close"].to_numpy(), t, side="right"))
-    return i < len(sched) and sched["open"].iloc[i] <= t
+    i, (_, opens, _) = _locate(t)
+    return bool(opens[i] <= t.value)
 
 
 def next_open(ts: Any) -> pd.Timestamp:
     """The first session open strictly after ``ts``."""
     t = to_exchange_time(ts)
-    opens = _around(t)["open"]
-    return opens[opens > t].iloc[0]
+    i, (_, opens, _) = _locate(t)
+    return _ts(opens[i] if opens[i] > t.value else opens[i + 1])
 
 
 def next_close(ts: Any) -> pd.Timestamp:
     """The first session close strictly after ``ts`` (the current session's close while open)."""
-    t = to_exchange_time(ts)
-    closes = _around(t)["close"]
-    return closes[closes > t].iloc[0]
+    i, (_, _, closes) = _locate(to_exchange_time(ts))
+    return _ts(closes[i])
 
 
 def is_rth(ts: Any) -> bool:
     """Regular trading hours: 09:30–16:00 ET (to the early close on shortened days) while open."""
     t = to_exchange_time(ts)
-    if not is_open(t):
+    i, (_, opens, closes) = _locate(t)
+    if opens[i] > t.value or t.time() < RTH_OPEN:
         return False
-    close = next_close(t)
-    rth_close = min(close, t.normalize() + pd.Timedelta(hours=16))
-    return t.time() >= RTH_OPEN and t < rth_close
+    return t.time() < RTH_CLOSE and t.value < closes[i]
 
 
 def session_dates(index: pd.DatetimeIndex) -> np.ndarray:

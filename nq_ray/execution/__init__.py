@@ -1,0 +1,1 @@
+"""Paper execution: fill rules shared with the backtester, the broker book, its journal and actor."""
