@@ -65,6 +65,15 @@ R_SIGNAL, R_STOP, R_TARGET, R_SESSION, R_MARGIN, R_END = 0, 1, 2, 3, 4, 5
 
 
 @njit(cache=True)
+def _bracket_levels(sl_px, tp_px, e_px, side, sl_ticks, tp_ticks, tick):
+    """Bracket (stop, target) for an entry at ``e_px``: the signal's absolute prices when given, else
+    the config's distances in ticks from the fill (NaN = no such leg)."""
+    sl = sl_px if not np.isnan(sl_px) else (e_px - side * sl_ticks * tick if sl_ticks > 0 else np.nan)
+    tp = tp_px if not np.isnan(tp_px) else (e_px + side * tp_ticks * tick if tp_ticks > 0 else np.nan)
+    return sl, tp
+
+
+@njit(cache=True)
 def _book(trades, k, entry_idx, exit_idx, side, n, entry_px, exit_px, pv, commission, reason, mae, mfe):
     """Write trade ``k``; returns (gross P&L USD, exit commission USD)."""
     gross = pnl_usd(entry_px, exit_px, side, n, pv)
@@ -190,16 +199,7 @@ def simulate(
                             cash -= commission * qty
                             mae = 0.0
                             mfe = 0.0
-                            sl = (
-                                pend_sl
-                                if not np.isnan(pend_sl)
-                                else (e_px - side * sl_ticks * tick if sl_ticks > 0 else np.nan)
-                            )
-                            tp = (
-                                pend_tp
-                                if not np.isnan(pend_tp)
-                                else (e_px + side * tp_ticks * tick if tp_ticks > 0 else np.nan)
-                            )
+                            sl, tp = _bracket_levels(pend_sl, pend_tp, e_px, side, sl_ticks, tp_ticks, tick)
                     else:
                         po_side = target
                         po_left = expiry
@@ -224,16 +224,7 @@ def simulate(
                         mae = 0.0
                         mfe = 0.0
                         intrabar_entry = e_px != _tick_round(o, tick)
-                        sl = (
-                            po_sl
-                            if not np.isnan(po_sl)
-                            else (e_px - side * sl_ticks * tick if sl_ticks > 0 else np.nan)
-                        )
-                        tp = (
-                            po_tp
-                            if not np.isnan(po_tp)
-                            else (e_px + side * tp_ticks * tick if tp_ticks > 0 else np.nan)
-                        )
+                        sl, tp = _bracket_levels(po_sl, po_tp, e_px, side, sl_ticks, tp_ticks, tick)
                     po_side = 0
                 else:
                     po_left -= 1
@@ -332,16 +323,7 @@ def simulate(
                         cash -= commission * qty
                         mae = 0.0
                         mfe = 0.0
-                        sl = (
-                            pend_sl
-                            if not np.isnan(pend_sl)
-                            else (e_px - side * sl_ticks * tick if sl_ticks > 0 else np.nan)
-                        )
-                        tp = (
-                            pend_tp
-                            if not np.isnan(pend_tp)
-                            else (e_px + side * tp_ticks * tick if tp_ticks > 0 else np.nan)
-                        )
+                        sl, tp = _bracket_levels(pend_sl, pend_tp, e_px, side, sl_ticks, tp_ticks, tick)
                     pend = 0
                 elif target != 0:
                     po_side = target
