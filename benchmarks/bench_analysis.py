@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 import talib
 
+from benchmarks.data import synthetic_minutes
 from nq_ray.analysis import indicators, kernels
 from nq_ray.analysis.summary import analyze
 
@@ -46,31 +47,8 @@ SYMBOLS = ("NQ", "MNQ", "ES", "MES", "YM", "MYM", "RTY", "M2K")
 
 
 def _bars(n: int) -> pd.DataFrame:
-    """The last ``n`` bars of the seeded synthetic NQ 1-minute generator (a seeded random walk without it)."""
-    try:
-        from nq_ray.data import load_bars
-
-        years = max(1, int(np.ceil(n / 350_000)))
-        bars = load_bars("NQ", "1m", source="synthetic", start=f"{2025 - years}-01-01", end="2025-12-31")
-        if len(bars) >= n:
-            return bars.iloc[-n:]
-    except Exception:  # fall back to the random walk below
-        pass
-    rng = np.random.default_rng(7)
-    idx = pd.date_range("2020-01-06 18:00", periods=n, freq="1min", tz="America/New_York")
-    close = 15_000 + np.cumsum(rng.integers(-4, 5, n)) * 0.25
-    open_ = np.r_[close[0], close[:-1]]
-    spread = rng.integers(0, 6, n) * 0.25
-    return pd.DataFrame(
-        {
-            "open": open_,
-            "high": np.maximum(open_, close) + spread,
-            "low": np.minimum(open_, close) - spread,
-            "close": close,
-            "volume": rng.integers(0, 500, n).astype(float),
-        },
-        index=idx,
-    )
+    """``n`` bars of the seeded synthetic NQ 1-minute generator."""
+    return synthetic_minutes(n)
 
 
 def _pair(a: Callable[[], Any], b: Callable[[], Any], repeat: int) -> tuple[float, float]:
