@@ -53,13 +53,13 @@ At = Annotated[
 
 @app.command()
 @_errors_to_exit
-def up(
+def status(
     symbol: Symbol = "NQ",
     interval: Interval = "5m",
     source: Source = "sample",
     at: At = None,
 ) -> None:
-    """Main job on the embedded default: load and validate bars, print the session and the latest bar."""
+    """Market and data status: load and validate bars, print the session, front month and latest bar."""
     from nq_ray.config import load_settings
     from nq_ray.data import load_bars
     from nq_ray.data.quality import validate_bars
@@ -98,7 +98,52 @@ def up(
         f"volume {day['volume'].sum():,.0f}"
         f" over {len(day)} bars"
     )
-    typer.echo("next       `nq-ray --help` lists the commands: up, bars, validate, contract, session, config")
+    typer.echo(
+        "next       `nq-ray --help` lists the commands: "
+        "up, mcp, status, bars, validate, contract, session, config"
+    )
+
+
+@app.command()
+@_errors_to_exit
+def up(
+    once: Annotated[
+        bool, typer.Option("--once", help="start everything, print the URLs, then shut down (a smoke test)")
+    ] = False,
+    host: Annotated[str | None, typer.Option(help="listen address (default serve.host, 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port (default serve.port, 8000)")] = None,
+    replicas: Annotated[
+        int | None, typer.Option(help="API/MCP replicas (default serve.api_replicas)")
+    ] = None,
+) -> None:
+    """Start (or join, with RAY_ADDRESS) Ray, the broker and tool-registry actors and the Serve app (HTTP API,
+    WebSocket, MCP at /mcp/); print the URLs; Ctrl-C shuts down cleanly. Refuses to listen beyond loopback
+    without NQ_MCP__AUTH_TOKEN."""
+    from nq_ray.config import load_settings
+    from nq_ray.serve.runtime import check_bind
+    from nq_ray.serve.runtime import up as run_up
+
+    patch = {k: v for k, v in {"host": host, "port": port, "api_replicas": replicas}.items() if v is not None}
+    settings = load_settings()
+    if patch:  # validated like any other setting (ConfigError naming the key)
+        settings = load_settings(serve=settings.serve.model_dump() | patch)
+    check_bind(settings)
+    run_up(settings, once=once, echo=typer.echo)
+
+
+@app.command()
+def mcp(
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="Ray cluster for the paper broker (default RAY_ADDRESS; else a local Ray on demand)"
+        ),
+    ] = None,
+) -> None:
+    """MCP server over stdio for desktop MCP clients (Claude Desktop, ...); local, so no auth."""
+    from nq_ray.mcp_stdio import main as stdio_main
+
+    stdio_main(ray_address)
 
 
 @app.command()

@@ -125,6 +125,9 @@ class ServeSettings(_Section):
     port: int = Field(default=8000, ge=1, le=65535)
     api_replicas: int = Field(default=1, ge=1)
     replica_num_cpus: float = Field(default=0.1, gt=0, description="fractional CPUs so 2-core hosts schedule")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="allowed browser origins; empty = no CORS"
+    )
 
 
 class MCPSettings(_Section):

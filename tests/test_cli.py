@@ -7,13 +7,20 @@ from nq_ray.cli import app
 runner = CliRunner()
 
 
-def test_up_prints_session_status_and_latest_bar() -> None:
-    result = runner.invoke(app, ["up", "--at", "2026-03-09T10:00-04:00"])
+def test_status_prints_session_status_and_latest_bar() -> None:
+    result = runner.invoke(app, ["status", "--at", "2026-03-09T10:00-04:00"])
     assert result.exit_code == 0, result.output
     assert "open (RTH) for session 2026-03-09" in result.output
     assert "front      NQH26" in result.output
     assert "latest bar 2026-04-28 23:35 EDT  O 27283.25" in result.output
     assert "nq-ray --help" in result.output
+
+
+def test_up_refuses_to_listen_beyond_loopback_without_a_token(monkeypatch) -> None:
+    monkeypatch.delenv("NQ_MCP__AUTH_TOKEN", raising=False)
+    result = runner.invoke(app, ["up", "--host", "0.0.0.0", "--once"])
+    assert result.exit_code == 2
+    assert "error [invalid_config]" in result.output and "NQ_MCP__AUTH_TOKEN" in result.output
 
 
 def test_unknown_symbol_is_a_clear_error_with_exit_2() -> None:

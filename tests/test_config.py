@@ -20,7 +20,9 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_defaults_are_the_embedded_setup() -> None:
     s = load_settings()
-    assert s.execution.mode == "paper" and s.cache.url is None and s.store_url.startswith("sqlite+aiosqlite:///")
+    assert (
+        s.execution.mode == "paper" and s.cache.url is None and s.store_url.startswith("sqlite+aiosqlite:///")
+    )
 
 
 def test_nested_env_with_prefix(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,6 +18,7 @@ from nq_ray.data.sources import files
 from nq_ray.domain.bars import EXCHANGE_TZ
 from nq_ray.domain.contracts import get_contract
 from nq_ray.errors import DataUnavailableError, InvalidArgumentError
+from nq_ray.market.sessions import parse_timestamp
 
 SOURCES = ("sample", "synthetic", "yahoo", "tradovate", "csv:<path>", "parquet:<path>")
 
@@ -25,7 +26,7 @@ SOURCES = ("sample", "synthetic", "yahoo", "tradovate", "csv:<path>", "parquet:<
 def _bound(ts: Any, name: str) -> pd.Timestamp | None:
     if ts is None:
         return None
-    t = pd.Timestamp(ts)
+    t = parse_timestamp(ts, name)
     if t.tzinfo is None:
         t = t.tz_localize(EXCHANGE_TZ)  # a date or naive time means exchange wall time; documented
     return t.tz_convert(EXCHANGE_TZ)

@@ -30,9 +30,23 @@ GLOBEX_CLOSE = time(17, 0)
 _SESSION_SHIFT = pd.Timedelta(hours=6)
 
 
+def parse_timestamp(ts: Any, name: str = "timestamp") -> pd.Timestamp:
+    """``pd.Timestamp(ts)``, with ``invalid_argument`` (naming ``name``) for text that is no time."""
+    try:
+        t = pd.Timestamp(ts)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise InvalidArgumentError(
+            f"{name} {ts!r} is not a date or time; use ISO 8601, e.g. 2026-03-09 or 2026-03-09T10:00-04:00",
+            **{name: str(ts)},
+        ) from exc
+    if t is pd.NaT:
+        raise InvalidArgumentError(f"{name} is empty; give a date or time", **{name: str(ts)})
+    return t
+
+
 def to_exchange_time(ts: Any, assume_tz: str | None = None) -> pd.Timestamp:
     """``ts`` as a tz-aware America/New_York Timestamp; a naive one needs ``assume_tz`` said out loud."""
-    t = pd.Timestamp(ts)
+    t = parse_timestamp(ts)
     if t.tzinfo is None:
         if assume_tz is None:
             raise InvalidArgumentError(

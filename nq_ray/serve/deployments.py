@@ -1,0 +1,56 @@
+"""The Serve deployment of the app and the builders ``serve run`` / ``serve deploy`` import.
+
+``serve.ingress(build_app)`` takes the builder, not an app object: a FastAPI app with a mounted FastMCP
+app does not pickle, so each replica builds its own (stateless MCP, so any replica answers any call).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray import serve
+
+from nq_ray.config import Settings, load_settings
+from nq_ray.serve.app import build_app
+
+APP_NAME = "nq"
+DEPLOYMENT_NAME = "NQApi"
+
+
+def _builder(settings: Settings, app_kwargs: dict[str, Any]) -> Any:
+    def make() -> Any:
+        return build_app(settings, **app_kwargs)
+
+    return make
+
+
+def api_deployment(settings: Settings | None = None, **app_kwargs: Any) -> Any:
+    """The bound deployment: ``serve.api_replicas`` replicas of ``serve.replica_num_cpus`` CPUs each;
+    ``app_kwargs`` go to ``build_app`` in each replica (cors_origins, mcp_json_response, actor names)."""
+    settings = settings or load_settings()
+
+    @serve.deployment(
+        name=DEPLOYMENT_NAME,
+        num_replicas=settings.serve.api_replicas,
+        ray_actor_options={"num_cpus": settings.serve.replica_num_cpus},
+        max_ongoing_requests=200,
+        health_check_period_s=10,
+    )
+    @serve.ingress(_builder(settings, app_kwargs))
+    class NQApi:
+        """Ingress replica: REST API, WebSocket, health, metrics and MCP at /mcp/."""
+
+    return NQApi.bind()
+
+
+def app_builder(args: dict[str, Any] | None = None) -> Any:
+    """``import_path: nq_ray.serve.deployments:app_builder`` for ``serve run`` / ``serve deploy``.
+
+    ``args`` (from the Serve config) may hold ``cors_origins`` and ``mcp_json_response``; every other
+    setting comes from the environment / ``NQ_CONFIG_FILE`` as usual."""
+    args = dict(args or {})
+    return api_deployment(
+        load_settings(),
+        cors_origins=args.get("cors_origins"),
+        mcp_json_response=bool(args.get("mcp_json_response", False)),
+    )

@@ -1,0 +1,153 @@
+"""``GET /health``: each part with its status and latency — MCP, the registry and broker actors, LLM
+providers, the database, the cache and the data sources. Checks run concurrently, each with a timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from nq_ray.config import Settings
+
+Status = Literal["ok", "degraded", "down", "not_configured"]
+CHECK_TIMEOUT_S = 3.0
+CRITICAL = ("mcp", "database")
+
+
+class Check(BaseModel):
+    status: Status
+    latency_ms: float | None = None
+    detail: str = ""
+    parts: dict[str, Check] | None = Field(default=None, description="per provider / per source")
+
+
+class Health(BaseModel):
+    """``ok`` when every part is; ``degraded`` when a non-critical part is down; ``down`` otherwise."""
+
+    status: Literal["ok", "degraded", "down"]
+    checks: dict[str, Check]
+
+
+async def _timed(fn: Callable[[], Awaitable[Check]]) -> Check:
+    t0 = time.perf_counter()
+    try:
+        out = await asyncio.wait_for(fn(), CHECK_TIMEOUT_S)
+    except TimeoutError:
+        out = Check(status="down", detail=f"no answer within {CHECK_TIMEOUT_S:g} s")
+    except Exception as exc:  # a health check reports failures; it never raises them
+        out = Check(status="down", detail=f"{type(exc).__name__}: {exc}"[:300])
+    if out.latency_ms is None:
+        out.latency_ms = round((time.perf_counter() - t0) * 1000, 2)
+    return out
+
+
+class HealthChecker:
+    def __init__(
+        self, settings: Settings, *, tools: int, registry_actor: Any = None, broker: Any = None
+    ) -> None:
+        self.settings = settings
+        self.tools = tools
+        self.registry_actor = registry_actor
+        self.broker = broker
+        self._engine: Any = None
+
+    async def mcp(self) -> Check:
+        return Check(status="ok" if self.tools else "down", detail=f"{self.tools} tools")
+
+    async def registry(self) -> Check:
+        if self.registry_actor is None:
+            return Check(status="not_configured", detail="in-process registry (no Ray)")
+        out = await self.registry_actor.ping.remote()
+        return Check(status="ok", detail=f"actor tool_registry: {out['jobs_running']} jobs running")
+
+    async def broker_check(self) -> Check:
+        if self.broker is None:
+            return Check(status="not_configured", detail="paper broker actor not started")
+        out = await self.broker.ready.remote()
+        return Check(status="ok", detail=f"actor paper_broker: {out['open_orders']} open orders")
+
+    async def database(self) -> Check:
+        from sqlalchemy import text
+
+        from nq_ray.store.db import create_engine
+
+        if self._engine is None:
+            self._engine = create_engine(self.settings.store_url)
+        async with self._engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        kind = "postgresql" if self.settings.store_url.startswith("postgresql") else "sqlite"
+        return Check(status="ok", detail=kind)
+
+    async def cache(self) -> Check:
+        from nq_ray.store.cache import make_cache
+
+        if self.settings.cache.url is None:
+            return Check(status="ok", detail="in-process")
+        cache = make_cache(self.settings.cache)
+        await asyncio.to_thread(cache.ping)
+        return Check(status="ok", detail="redis")
+
+    async def llm(self) -> Check:
+        from nq_ray.llm.config import LLMConfig
+        from nq_ray.llm.router import LLMRouter
+
+        raw = self.settings.llm
+        config = (
+            raw if isinstance(raw, LLMConfig) else LLMConfig.model_validate(raw.model_dump(mode="python"))
+        )
+        router = LLMRouter.from_config(config)
+        try:
+            reports = await router.check_health()
+            configured = {st.name: st.configured for st in router.status()}
+        finally:
+            await router.aclose()
+        parts = {
+            name: Check(
+                status="ok" if r.healthy else "down" if configured.get(name, True) else "not_configured",
+                latency_ms=round(r.latency_s * 1000, 2) if r.latency_s is not None else None,
+                detail=r.detail[:200],
+            )
+            for name, r in reports.items()
+        }
+        used = [p for p in parts.values() if p.status != "not_configured"]
+        healthy = [p for p in used if p.status == "ok"]
+        status: Status = "ok" if len(healthy) == len(used) else "degraded" if healthy else "down"
+        return Check(
+            status=status, detail=f"{len(healthy)}/{len(used)} configured providers healthy", parts=parts
+        )
+
+    async def data(self) -> Check:
+        from nq_ray.tools.data import load
+
+        t0 = time.perf_counter()
+        bars = await asyncio.to_thread(load, self.settings, "NQ", "5m", "sample")
+        parts = {
+            "sample": Check(
+                status="ok",
+                latency_ms=round((time.perf_counter() - t0) * 1000, 2),
+                detail=f"{len(bars)} NQ 5m bars, last {bars.index[-1].isoformat()} (not live)",
+            ),
+            "synthetic": Check(status="ok", detail="generator, always available"),
+            "yahoo": Check(status="ok", detail="configured; reachability not probed by /health"),
+            "tradovate": Check(
+                status="ok" if self.settings.data.tradovate.configured else "not_configured",
+                detail="credentials set" if self.settings.data.tradovate.configured else "no credentials",
+            ),
+        }
+        return Check(status="ok", detail=f"default source {self.settings.data.default_source}", parts=parts)
+
+    async def run(self) -> Health:
+        names = ("mcp", "registry", "broker", "database", "cache", "llm", "data")
+        fns = (self.mcp, self.registry, self.broker_check, self.database, self.cache, self.llm, self.data)
+        results = await asyncio.gather(*(_timed(f) for f in fns))
+        checks = dict(zip(names, results, strict=True))
+        if any(checks[c].status == "down" for c in CRITICAL):
+            overall: Literal["ok", "degraded", "down"] = "down"
+        elif any(c.status in ("down", "degraded") for c in checks.values()):
+            overall = "degraded"
+        else:
+            overall = "ok"
+        return Health(status=overall, checks=checks)

@@ -1,0 +1,137 @@
+"""Execution tools: paper orders and position management through the ``paper_broker`` actor.
+
+Every order passes the risk gate inside the broker (code, not a model, decides) and is journaled
+before it is acted on; a retry with the same ``client_order_id`` returns the stored order.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from nq_ray.domain.orders import new_client_order_id
+from nq_ray.store.records import OrderRecord
+from nq_ray.tools.args import Symbol
+from nq_ray.tools.context import current
+
+Price = Annotated[float | None, Field(default=None, gt=0, le=1e7)]
+ClientOrderId = Annotated[
+    str | None,
+    Field(
+        default=None,
+        min_length=1,
+        max_length=60,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="your id for the order; a retry with the same id never creates a second order",
+    ),
+]
+
+
+def order_payload(
+    symbol: str,
+    side: str,
+    contracts: int,
+    order_type: str,
+    price: float | None,
+    stop_loss: float | None,
+    take_profit: float | None,
+    client_order_id: str | None,
+) -> dict[str, Any]:
+    """The ``Order`` mapping the broker validates: ``price`` is the limit or the stop trigger."""
+    order: dict[str, Any] = {
+        "symbol": symbol,
+        "side": side,
+        "quantity": contracts,
+        "order_type": order_type,
+        "client_order_id": client_order_id or new_client_order_id(),
+    }
+    if order_type == "limit":
+        order["limit_price"] = price
+    elif order_type == "stop":
+        order["stop_price"] = price
+    elif price is not None:
+        from nq_ray.errors import InvalidOrderError
+
+        raise InvalidOrderError("a market order takes no price; use order_type limit or stop")
+    if stop_loss is not None or take_profit is not None:
+        order["bracket"] = {"stop_loss_price": stop_loss, "take_profit_price": take_profit}
+    return order
+
+
+class OrderResult(BaseModel):
+    """The order as the paper broker stored it: accepted (working), rejected (with reasons) or filled."""
+
+    order: OrderRecord
+    accepted: bool
+    mode: str = Field(description="paper (simulated fills) unless live routing is configured")
+    note: str = "paper order: fills are simulated on the next bar of market data"
+
+
+async def place_order(
+    symbol: Symbol,
+    side: Literal["buy", "sell"],
+    contracts: Annotated[int, Field(ge=1, le=10_000, description="number of contracts")],
+    order_type: Literal["market", "limit", "stop"] = "market",
+    price: Price = None,
+    stop_loss: Annotated[
+        float | None, Field(default=None, gt=0, le=1e7, description="bracket stop price")
+    ] = None,
+    take_profit: Annotated[
+        float | None, Field(default=None, gt=0, le=1e7, description="bracket target price")
+    ] = None,
+    client_order_id: ClientOrderId = None,
+) -> OrderResult:
+    """Place a paper order (market, limit or stop, with an optional stop-loss / take-profit bracket).
+    The risk gate may reduce or reject it; the result says which and why. Prices must be on the tick
+    grid (NQ: 0.25). Check risk first with check_risk_limits when unsure."""
+    ctx = current()
+    payload = order_payload(
+        symbol, side, contracts, order_type, price, stop_loss, take_profit, client_order_id
+    )
+    rec: OrderRecord = await ctx.broker().place_order.remote(payload, source="tool")
+    out = OrderResult(
+        order=rec, accepted=rec.status.value not in ("rejected",), mode=ctx.settings.execution.mode
+    )
+    await ctx.emit("order_update", out.model_dump(mode="json"))
+    return out
+
+
+class PositionResult(BaseModel):
+    """The orders a position action touched, and the portfolio after it."""
+
+    action: str
+    orders: list[OrderRecord]
+    portfolio: dict[str, Any]
+
+
+async def manage_position(
+    action: Annotated[
+        Literal["move_stop", "move_target", "partial_close", "flatten", "flatten_all", "status"],
+        Field(description="status only reports; the others change the position"),
+    ] = "status",
+    symbol: Annotated[
+        str | None, Field(default=None, max_length=16, description="needed except for flatten_all")
+    ] = None,
+    price: Price = None,
+    quantity: Annotated[
+        int | None, Field(default=None, ge=1, le=10_000, description="partial_close only")
+    ] = None,
+    client_order_id: ClientOrderId = None,
+) -> PositionResult:
+    """Manage an open paper position: report it (status), move its stop or target, close part of it, flatten
+    it, or flatten everything. Use status to see positions and P&L."""
+    ctx = current()
+    broker = ctx.broker()
+    orders: list[OrderRecord] = []
+    if action != "status":
+        req: dict[str, Any] = {"action": action, "client_order_id": client_order_id or new_client_order_id()}
+        for k, v in (("symbol", symbol), ("price", price), ("quantity", quantity)):
+            if v is not None:
+                req[k] = v
+        orders = await broker.manage_position.remote(req)
+    portfolio = await broker.portfolio.remote()
+    out = PositionResult(action=action, orders=orders, portfolio=portfolio)
+    if orders:
+        await ctx.emit("order_update", out.model_dump(mode="json"))
+    return out

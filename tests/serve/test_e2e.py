@@ -1,0 +1,206 @@
+"""End to end: the real Serve app on loopback (2 replicas) and a real MCP client over streamable HTTP
+with a bearer token; the same over stdio; then bad input at both boundaries (a table of malformed MCP
+calls, schemathesis against the OpenAPI document): no 5xx, no replica or actor lost."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastmcp import Client
+from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
+from fastmcp.exceptions import ToolError
+
+from nq_ray.config import Settings
+from tests.serve.conftest import AUTH, TOKEN, free_port
+from tests.tools.conftest import EXPECTED_TOOLS, VALID_CALLS
+from tests.tools.test_mcp import MALFORMED
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+
+class Running:
+    def __init__(self, base: str, settings: Settings, names: dict[str, str]) -> None:
+        self.base, self.settings, self.names = base, settings, names
+
+    @property
+    def mcp_url(self) -> str:
+        return self.base + "/mcp/"
+
+
+@pytest.fixture(scope="module")
+def app(ray_session: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    from ray import serve
+
+    from nq_ray.serve.runtime import APP_NAME, deploy
+
+    tmp = tmp_path_factory.mktemp("e2e")
+    port = free_port()
+    settings = Settings(
+        data={"data_dir": str(tmp / "data")},
+        mcp={"auth_token": TOKEN},
+        serve={"host": "127.0.0.1", "port": port, "api_replicas": 2, "replica_num_cpus": 0.1},
+    )
+    suffix = uuid.uuid4().hex[:8]
+    names = {"broker_name": f"paper_broker_e2e_{suffix}", "registry_name": f"tool_registry_e2e_{suffix}"}
+    serve.shutdown()  # a Serve left by an earlier test module would keep its own port
+    deploy(settings, **names)
+    try:
+        yield Running(f"http://127.0.0.1:{port}", settings, names)
+    finally:
+        serve.delete(APP_NAME)
+        serve.shutdown()
+        for name in names.values():
+            with contextlib.suppress(ValueError):
+                ray_session.kill(ray_session.get_actor(name, namespace="nq"))
+
+
+def _transport(url: str, token: str | None = TOKEN) -> StreamableHttpTransport:
+    return StreamableHttpTransport(url, headers={"Authorization": f"Bearer {token}"} if token else None)
+
+
+async def _call_every_tool(client: Client) -> dict[str, dict[str, Any]]:
+    tools = await client.list_tools()
+    assert {t.name for t in tools} == EXPECTED_TOOLS
+    out = {}
+    for name in sorted(EXPECTED_TOOLS):
+        res = await client.call_tool(name, VALID_CALLS[name])
+        assert res.structured_content is not None, name
+        out[name] = res.structured_content
+    return out
+
+
+def test_mcp_over_http_lists_and_calls_every_tool(app: Running) -> None:
+    async def go() -> dict[str, dict[str, Any]]:
+        async with Client(_transport(app.mcp_url)) as client:
+            return await _call_every_tool(client)
+
+    out = asyncio.run(go())
+    assert out["get_contract_info"]["symbol"] == "MNQ"
+    assert out["place_order"]["order"]["symbol"] == "NQ" and out["place_order"]["mode"] == "paper"
+    assert out["get_nq_price"]["origin"]["live"] is False
+
+
+def test_unauthenticated_calls_get_401(app: Running) -> None:
+    assert httpx.post(app.mcp_url, json={}).status_code == 401
+    assert httpx.get(app.base + "/api/tools").status_code == 401
+    assert httpx.get(app.base + "/api/tools", headers={"Authorization": "Bearer nope"}).status_code == 401
+
+    async def go() -> None:
+        async with Client(_transport(app.mcp_url, token="wrong")) as client:
+            await client.list_tools()
+
+    with pytest.raises(Exception, match="error response|401|nauthorized"):  # the MCP client refuses too
+        asyncio.run(go())
+
+
+def test_malformed_mcp_calls_are_tool_errors_and_replicas_survive(app: Running) -> None:
+    async def go() -> None:
+        async with Client(_transport(app.mcp_url)) as client:
+            for tool, args, expected in MALFORMED:
+                with pytest.raises(ToolError) as err:
+                    await client.call_tool(tool, args)
+                assert expected in str(err.value), (tool, args, str(err.value))
+            ok = await client.call_tool("get_contract_info", {"symbol": "NQ"})
+            assert ok.structured_content["symbol"] == "NQ"
+
+    asyncio.run(go())
+    _assert_everything_alive(app)
+
+
+def test_rest_endpoints_jobs_and_health(app: Running) -> None:
+    with httpx.Client(base_url=app.base, headers=AUTH, timeout=60) as http:
+        price = http.get("/api/market/nq-price").json()
+        assert price["symbol"] == "NQ"
+        hist = http.get("/api/market/historical", params={"period": "5d", "interval": "1h"}).json()
+        assert hist["count"] > 0
+        job = http.post("/api/jobs", json={"tool": "run_sweep", "arguments": VALID_CALLS["run_sweep"]})
+        assert job.status_code == 202
+        for _ in range(600):
+            state = http.get(f"/api/jobs/{job.json()['id']}").json()  # any replica: jobs live in the actor
+            if state["status"] in ("succeeded", "failed", "cancelled"):
+                break
+            asyncio.run(asyncio.sleep(0.1))
+        assert state["status"] == "succeeded", state
+        health = http.get("/health").json()
+        assert health["checks"]["registry"]["status"] == "ok" and health["checks"]["broker"]["status"] == "ok"
+        assert "nq_tool_calls_total" in http.get("/metrics").text
+
+
+def test_schemathesis_finds_no_server_error(app: Running) -> None:
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis.errors import Unsatisfiable
+    from schemathesis.generation.modes import GenerationMode
+
+    schema = schemathesis.openapi.from_url(app.base + "/openapi.json")
+    heavy = {
+        "/api/tools/run_sweep",
+        "/api/tools/generate_performance_report",
+        "/api/tools/compare_strategies",
+    }
+    failures: list[str] = []
+    calls = [0]
+    for result in schema.get_all_operations():
+        op = result.ok()
+        for mode in (GenerationMode.NEGATIVE, GenerationMode.POSITIVE):
+            if mode is GenerationMode.POSITIVE and (op.path in heavy or op.path == "/api/jobs"):
+                continue  # valid heavy calls are covered above; keep the 2-core suite short
+
+            @settings(max_examples=6, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+            @given(case=op.as_strategy(generation_mode=mode))
+            def check(case: Any) -> None:
+                resp = case.call(base_url=app.base, headers=AUTH, timeout=120)
+                calls[0] += 1
+                if resp.status_code >= 500:
+                    failures.append(
+                        f"{case.method} {case.formatted_path} → {resp.status_code}: {resp.text[:200]}"
+                    )
+
+            with contextlib.suppress(Unsatisfiable):  # no invalid input exists without parameters
+                check()
+    assert calls[0] > 100
+    assert not failures, "\n".join(sorted(set(f[:160] for f in failures)))
+    _assert_everything_alive(app)
+
+
+def test_mcp_over_stdio_lists_and_calls_every_tool(app: Running, ray_session: Any, tmp_path: Path) -> None:
+    env = {
+        "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address,
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "NQ_DATA__DATA_DIR": str(tmp_path / "stdio-data"),
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+    }
+    transport = StdioTransport(command=sys.executable, args=["-m", "nq_ray.mcp_stdio"], env=env)
+
+    async def go() -> dict[str, dict[str, Any]]:
+        async with Client(transport, timeout=300) as client:
+            out = await _call_every_tool(client)
+            with pytest.raises(ToolError, match=r"\[unknown_symbol\]"):
+                await client.call_tool("get_contract_info", {"symbol": "ZZ"})
+            return out
+
+    out = asyncio.run(go())
+    assert out["place_order"]["accepted"] in (True, False)
+
+
+def _assert_everything_alive(app: Running) -> None:
+    import ray
+    from ray import serve
+
+    status = serve.status().applications["nq"]
+    dep = status.deployments["NQApi"]
+    assert status.status == "RUNNING" and dep.status == "HEALTHY", dep
+    assert dep.replica_states.get("RUNNING") == 2, dep.replica_states
+    for name in app.names.values():
+        handle = ray.get_actor(name, namespace="nq")
+        assert ray.get(handle.__ray_ready__.remote(), timeout=30)

@@ -1,0 +1,43 @@
+"""Execution and risk tools against a real paper broker actor (temp SQLite store)."""
+
+from __future__ import annotations
+
+import pytest
+
+from nq_ray.errors import InvalidOrderError
+from tests.tools.conftest import VALID_CALLS
+
+
+async def test_limit_order_is_journaled_and_idempotent_on_client_order_id(broker_registry) -> None:
+    args = VALID_CALLS["place_order"] | {"client_order_id": "t-1"}
+    first = await broker_registry.call("place_order", args)
+    again = await broker_registry.call("place_order", args)
+    assert first["order"]["client_order_id"] == "t-1" and first["mode"] == "paper"
+    assert again["order"] == first["order"]  # a retry never makes a second order
+
+
+async def test_off_tick_price_is_an_invalid_order(broker_registry) -> None:
+    with pytest.raises(InvalidOrderError, match="tick"):
+        await broker_registry.call("place_order", VALID_CALLS["place_order"] | {"price": 20000.1})
+
+
+async def test_market_order_with_price_is_refused(broker_registry) -> None:
+    with pytest.raises(InvalidOrderError, match="market order"):
+        await broker_registry.call(
+            "place_order", {"symbol": "NQ", "side": "buy", "contracts": 1, "price": 1.0}
+        )
+
+
+async def test_check_risk_limits_returns_the_gate_verdict(broker_registry) -> None:
+    out = await broker_registry.call("check_risk_limits", {"contracts": 10_000})
+    verdict = out["verdict"]
+    assert verdict["requested_contracts"] == 10_000
+    assert not verdict["approved"] or verdict["adjusted_contracts"] < 10_000
+    assert verdict["reasons"]
+
+
+async def test_manage_position_status_and_portfolio_risk_use_the_broker_book(broker_registry) -> None:
+    status = await broker_registry.call("manage_position", {"action": "status"})
+    assert "positions" in status["portfolio"]
+    risk = await broker_registry.call("assess_portfolio_risk", {})
+    assert risk["from_broker"] is True and risk["limits"]
