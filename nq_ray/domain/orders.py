@@ -48,9 +48,6 @@ class OrderStatus(StrEnum):
     CANCELLED = "cancelled"
     REJECTED = "rejected"
     EXPIRED = "expired"
-    # earlier names, kept as aliases
-    PENDING = "new"
-    WORKING = "accepted"
 
     @property
     def is_terminal(self) -> bool:
