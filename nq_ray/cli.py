@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
@@ -230,9 +229,5 @@ def config() -> None:
     typer.echo(json.dumps(load_settings().redacted(), indent=2, default=str))
 
 
-def main() -> None:  # pragma: no cover
-    app(prog_name="nq-ray")
-
-
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    app(prog_name="nq-ray")

@@ -33,7 +33,8 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"me
 
 
 class _HasLogLevel(Protocol):
-    log_level: str
+    @property
+    def log_level(self) -> str: ...
 
 
 def new_request_id() -> str:
