@@ -9,15 +9,17 @@ order id returns the first row instead of a duplicate.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from nq_ray.domain.orders import Fill, OrderStatus, Position, Side
+from nq_ray.errors import StoreUnavailableError
 from nq_ray.store.db import create_engine, migrate_async, session_factory
 from nq_ray.store.models import (
     AccountSnapshotRow,
@@ -109,14 +111,33 @@ class Repository:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self.sessions = session_factory(engine)
+        self._factory = session_factory(engine)
+
+    @asynccontextmanager
+    async def sessions(self) -> AsyncIterator[AsyncSession]:
+        """A session; a database that cannot be reached (or refuses the write) surfaces as
+        ``store_unavailable`` with nothing committed, never as a driver exception."""
+        try:
+            async with self._factory() as session:
+                yield session
+        except (OperationalError, InterfaceError, OSError) as exc:
+            raise _unavailable(self.engine, exc) from exc
 
     @classmethod
     async def connect(cls, url: str, *, migrate: bool = True) -> Repository:
         """Open ``url`` and (by default) bring its schema up to date."""
-        engine = create_engine(url)
+        try:
+            engine = create_engine(url)
+        except OSError as exc:  # the SQLite file's directory cannot be created
+            raise StoreUnavailableError(
+                f"cannot open the store file for {url}: {exc}; check NQ_STORE__URL", url=url
+            ) from exc
         if migrate:
-            await migrate_async(engine)
+            try:
+                await migrate_async(engine)
+            except (OperationalError, InterfaceError, OSError) as exc:
+                await engine.dispose()
+                raise _unavailable(engine, exc) from exc
         return cls(engine)
 
     async def close(self) -> None:
@@ -417,6 +438,15 @@ class Repository:
             s.add(row)
             await s.flush()
             return int(row.id)
+
+
+def _unavailable(engine: AsyncEngine, exc: BaseException) -> StoreUnavailableError:
+    url = engine.url.render_as_string(hide_password=True)
+    return StoreUnavailableError(
+        f"the store at {url} is unavailable ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+        "nothing was committed — check NQ_STORE__URL and that the database is running",
+        url=url,
+    )
 
 
 def _event_row(ev: OrderEvent) -> OrderEventRow:

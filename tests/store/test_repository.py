@@ -142,3 +142,34 @@ def test_redact_keeps_non_secrets() -> None:
         "symbol": "NQ",
         "sec": REDACTED,
     }
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # released on exit: nothing listens there
+
+
+async def test_unreachable_postgres_is_store_unavailable_not_a_driver_error() -> None:
+    from nq_ray.errors import StoreUnavailableError
+
+    url = f"postgresql+asyncpg://nq:secret-pw@127.0.0.1:{_closed_port()}/nq"
+    repo = Repository(__import__("nq_ray.store.db", fromlist=["create_engine"]).create_engine(url))
+    try:
+        with pytest.raises(StoreUnavailableError, match="unavailable") as info:
+            await repo.count_orders()
+        assert "secret-pw" not in info.value.message and info.value.code == "store_unavailable"
+    finally:
+        await repo.close()
+
+
+async def test_connect_to_unopenable_sqlite_is_store_unavailable(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from nq_ray.errors import StoreUnavailableError
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    url = f"sqlite+aiosqlite:///{blocker / 'nq.db'}"
+    with pytest.raises(StoreUnavailableError, match="NQ_STORE__URL"):
+        await Repository.connect(url)
