@@ -229,5 +229,21 @@ def config() -> None:
     typer.echo(json.dumps(load_settings().redacted(), indent=2, default=str))
 
 
+@app.command()
+@_errors_to_exit
+def trade(
+    symbol: Annotated[str, typer.Option(help="root symbol, e.g. NQ")] = "NQ",
+    once: Annotated[bool, typer.Option("--once", help="run one desk cycle and exit")] = False,
+) -> None:
+    """One desk cycle: analysis → risk → paper order, every decision recorded in the store first."""
+    if not once:
+        typer.echo("error [not_implemented]: the continuous desk loop is not built yet; use --once", err=True)
+        raise typer.Exit(2)
+    from nq_ray.agents.cli import trade_once
+    from nq_ray.config import load_settings
+
+    typer.echo(json.dumps(trade_once(load_settings(), symbol=symbol), indent=2, default=str))
+
+
 if __name__ == "__main__":  # pragma: no cover
     app(prog_name="nq-ray")

@@ -1,4 +1,5 @@
-"""Agents (Ray actors arrive with a later issue); ``context`` builds their prompt context."""
+"""Agents: analysis, risk and execution agents acting through the tool registry, the trading desk
+(one cycle, decisions recorded before they are acted on), the desk actor, and the prompt context."""
 
 from nq_ray.agents.context import BuiltContext, ContextManager, ContextSource, Dropped
 

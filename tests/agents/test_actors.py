@@ -1,0 +1,62 @@
+"""``DeskActor``: the desk as a named, restartable Ray actor whose state is the store's decision log."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from nq_ray.agents.actors import get_or_create_desk
+from nq_ray.config import Settings
+from nq_ray.llm.config import LLMConfig, ProviderConfig
+from nq_ray.store.repository import Repository
+
+RULES = ProviderConfig(name="rules", kind="rules", model="nq-rules-v1", priority=1000)
+
+
+async def restarted(handle: Any, old_pid: int, timeout_s: float = 30.0) -> dict[str, Any]:
+    """``ready()`` of the actor once a new process answers it."""
+    from ray.exceptions import RayActorError
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            info: dict[str, Any] = await handle.ready.remote()
+            if info["pid"] != old_pid:
+                return info
+        except RayActorError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the actor did not restart within {timeout_s} s")
+        await asyncio.sleep(0.2)
+
+
+async def test_desk_actor_analyses_through_the_registry_actor_and_recovers_from_the_store(
+    ray_session: Any, tmp_path: Path
+) -> None:
+    settings = Settings(
+        data={"data_dir": str(tmp_path / "data")}, llm=LLMConfig(providers=[RULES], health_interval_s=0)
+    )
+    suffix = uuid.uuid4().hex[:8]
+    desk = get_or_create_desk(settings, name=f"desk_{suffix}", registry_name=f"registry_{suffix}")
+    repo = await Repository.connect(settings.store_url)
+    try:
+        analysis = await desk.execute_task.remote({"type": "market_analysis", "parameters": {"symbol": "NQ"}})
+        decision_id = await repo.record_decision(
+            at=datetime(2026, 4, 28, 12, tzinfo=UTC), agent="trading_desk", symbol="NQ", action="none"
+        )
+        before = await desk.ready.remote()
+        ray_session.kill(desk, no_restart=False)  # the actor restarts and reads its state from the store
+        after = await restarted(desk, before["pid"])
+        last = await desk.last_decision.remote()
+    finally:
+        await repo.close()
+        ray_session.kill(desk)
+        ray_session.kill(ray_session.get_actor(f"registry_{suffix}", namespace="nq"))
+
+    assert analysis["provider"] == "rules" and analysis["view"]["bias"] in ("long", "short", "flat")
+    assert after["pid"] != before["pid"]
+    assert last is not None and (last["id"], last["action"]) == (decision_id, "none")

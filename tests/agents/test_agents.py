@@ -1,0 +1,196 @@
+"""The analysis, risk and execution agents over the in-process tool registry, reasoning via the router."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nq_ray.agents.agents import AnalysisAgent, ExecutionAgent, LocalTools, RiskAgent
+from nq_ray.agents.models import AnalysisReport, MarketView, RiskAssessment, TradeProposal
+from nq_ray.config import Settings
+from nq_ray.errors import InvalidArgumentError
+from nq_ray.llm.config import LLMConfig, ProviderConfig
+from nq_ray.llm.router import LLMRouter
+from nq_ray.testing import ScriptedLLMServer
+from nq_ray.tools.context import ToolContext
+from nq_ray.tools.registry import build_registry
+
+FIXED_NOW = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)
+RULES = ProviderConfig(name="rules", kind="rules", model="nq-rules-v1", priority=1000)
+
+
+def router(*providers: ProviderConfig) -> LLMRouter:
+    cfg = LLMConfig(providers=[*providers, RULES], health_interval_s=0, backoff_s=0.01, deadline_s=10)
+    return LLMRouter.from_config(cfg)
+
+
+def local_llm(base_url: str) -> ProviderConfig:
+    return ProviderConfig(
+        name="local", kind="serve", base_url=base_url, model="local-model", priority=0, timeout_s=2.0
+    )
+
+
+@pytest.fixture
+def tools(tmp_path: Path) -> LocalTools:
+    settings = Settings(data={"data_dir": str(tmp_path / "data")})
+    return LocalTools(build_registry(ToolContext(settings=settings, clock=lambda: FIXED_NOW)))
+
+
+class RecordingTools:
+    """Tools that record calls and answer nothing (for agents that must not call a tool)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    async def call(self, name: str, arguments: dict[str, Any], *, who: str) -> dict[str, Any]:
+        self.calls.append((name, arguments))
+        raise AssertionError(f"unexpected tool call {name}")
+
+
+def test_market_view_accepts_the_rules_analysts_shape() -> None:
+    rules_view = {
+        "source": "rules",
+        "bias": "bearish",
+        "confidence": 0.7,
+        "support": 100.0,
+        "resistance": 110.0,
+    }
+
+    view = MarketView.model_validate({**rules_view, "summary": "[rules analyst] down"})
+
+    assert view.bias == "short" and view.invalidation == 110.0 and view.key_levels == [100.0, 110.0]
+
+
+async def test_rules_only_analysis_is_labelled_rules_with_a_hashed_window(tools: LocalTools) -> None:
+    agent = AnalysisAgent(tools, router())
+
+    report = await agent.analyze_market("NQ")
+
+    assert report.provider == "rules" and not report.is_llm and report.fallback is not None
+    assert report.raw_output.startswith("[rules analyst")
+    window = report.inputs["window"]
+    assert window["bars"] == 600 and len(window["sha256"]) == 64
+    assert report.inputs["indicators"]["rsi"] is not None
+
+
+async def test_malformed_llm_answer_falls_back_to_rules_and_says_so(tools: LocalTools) -> None:
+    with ScriptedLLMServer(default_text="NQ looks strong, I would buy") as srv:
+        agent = AnalysisAgent(tools, router(local_llm(srv.base_url)))
+
+        report = await agent.analyze_market("NQ")
+
+    assert report.provider == "rules" and not report.is_llm
+    assert report.fallback is not None and "local" in report.fallback
+    assert len(srv.requests) == 2  # the answer and the router's one repair
+
+
+async def test_valid_llm_answer_is_used_as_the_view(tools: LocalTools) -> None:
+    answer = {
+        "bias": "long",
+        "confidence": 0.8,
+        "key_levels": [20000.0],
+        "invalidation": 19950.0,
+        "horizon": "intraday",
+        "reasoning": "higher lows",
+    }
+    with ScriptedLLMServer(default_text=json.dumps(answer)) as srv:
+        agent = AnalysisAgent(tools, router(local_llm(srv.base_url)))
+
+        report = await agent.analyze_market("NQ")
+
+    assert report.is_llm and report.provider == "local" and report.fallback is None
+    assert report.view == MarketView(**answer)
+
+
+async def test_execute_task_runs_market_analysis_and_refuses_unknown_types(tools: LocalTools) -> None:
+    agent = AnalysisAgent(tools, router())
+
+    out = await agent.execute_task({"type": "market_analysis", "parameters": {"symbol": "NQ"}})
+
+    assert AnalysisReport.model_validate(out).symbol == "NQ"
+    with pytest.raises(InvalidArgumentError):
+        await agent.execute_task({"type": "place_trade", "parameters": {}})
+
+
+def _report(bias: str, confidence: float) -> AnalysisReport:
+    view = MarketView(bias=bias, confidence=confidence, reasoning="test")  # type: ignore[arg-type]
+    return AnalysisReport(
+        symbol="NQ",
+        view=view,
+        last_price=20000.0,
+        bar_time="2026-03-10T10:00:00-04:00",
+        provider="rules",
+        model="nq-rules-v1",
+        is_llm=False,
+        prompt="[]",
+        raw_output="",
+        inputs={},
+    )
+
+
+async def test_flat_view_is_not_sized_or_checked() -> None:
+    tools = RecordingTools()
+
+    assessment = await RiskAgent(tools).assess_trade(_report("flat", 0.9))
+
+    assert not assessment.approved and assessment.contracts == 0 and tools.calls == []
+
+
+def test_proposal_puts_stop_and_target_on_the_tick_grid() -> None:
+    """Long at 20000 with ATR 10.1, stop 2 × ATR = 20.2 → 19979.75 (tick 0.25), target 2R → 20040.5."""
+    agent = RiskAgent(RecordingTools())
+
+    p = agent.propose(_report("long", 0.9), atr_pts=10.1, contracts=2)
+
+    assert (p.side, p.entry, p.stop, p.target) == ("buy", 20000.0, 19979.75, 20040.5)
+
+
+async def test_unapproved_assessment_places_no_order() -> None:
+    tools = RecordingTools()
+    proposal = TradeProposal(
+        symbol="NQ", side="buy", contracts=1, entry=20000.0, stop=19980.0, target=20040.0, rationale="t"
+    )
+    denied = RiskAssessment(
+        symbol="NQ", approved=False, contracts=0, reasons=["daily loss"], proposal=proposal
+    )
+
+    out = await ExecutionAgent(tools).execute_task(
+        {"type": "place_trade", "parameters": {"assessment": denied}}
+    )
+
+    assert out["placed"] is False and out["orders"] == [] and tools.calls == []
+
+
+async def test_actor_tools_call_the_registry_actor(ray_session: Any, tmp_path: Path) -> None:
+    import uuid
+
+    from nq_ray.agents.agents import ActorTools
+    from nq_ray.tools.actor import get_or_create_registry
+
+    settings = Settings(data={"data_dir": str(tmp_path / "data")})
+    handle = get_or_create_registry(settings, name=f"tool_registry_test_{uuid.uuid4().hex[:8]}")
+    try:
+        quote = await ActorTools(handle).call("get_nq_price", {"symbol": "NQ"}, who="analysis_agent")
+    finally:
+        ray_session.kill(handle)
+
+    assert quote["symbol"] == "NQ" and quote["price"] > 0
+
+
+async def test_router_without_any_answer_falls_back_to_the_rules_analyst_directly(tools: LocalTools) -> None:
+    from nq_ray.llm.providers import make_provider
+
+    with ScriptedLLMServer(default_text="no json here") as srv:
+        pc = local_llm(srv.base_url)
+        cfg = LLMConfig(providers=[pc], health_interval_s=0, backoff_s=0.01, deadline_s=10)
+        agent = AnalysisAgent(tools, LLMRouter([(pc, make_provider(pc))], cfg))  # no rules in the chain
+
+        report = await agent.analyze_market("NQ")
+
+    assert report.provider == "rules" and not report.is_llm
+    assert report.fallback is not None and "rules analyst called directly" in report.fallback
+    assert report.view.reasoning.startswith("[rules analyst")
