@@ -187,7 +187,7 @@ class Settings(BaseSettings):
         entry = {
             "at": datetime.now(UTC).isoformat(),
             "actor": actor,
-            "patch": _redact(patch),
+            "patch": redact(patch),
         }
         with path.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(entry, default=str) + "\n")
@@ -208,13 +208,20 @@ def _deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _redact(obj: Any, key: str = "") -> Any:
-    if isinstance(obj, dict):
-        return {k: _redact(v, k) for k, v in obj.items()}
+_SECRET_KEY = re.compile(r"pass(word)?|secret|token|api[_-]?key|^key$|authorization|credential|^sec$", re.I)
+REDACTED = "**********"
+
+
+def redact(obj: Any) -> Any:
+    """``obj`` with the value of every secret-looking key (password, token, api_key, ...) replaced: the
+    one redaction for anything journaled or logged (settings patches, audited tool arguments)."""
+    if isinstance(obj, Mapping):
+        return {
+            k: (REDACTED if _SECRET_KEY.search(str(k)) and v is not None else redact(v))
+            for k, v in obj.items()
+        }
     if isinstance(obj, list | tuple):
-        return [_redact(v, key) for v in obj]
-    if any(s in key.lower() for s in ("password", "key", "token", "sec")) and obj is not None:
-        return "**********"
+        return [redact(v) for v in obj]
     return obj
 
 

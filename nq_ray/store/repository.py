@@ -8,8 +8,7 @@ order id returns the first row instead of a duplicate.
 
 from __future__ import annotations
 
-import re
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -18,6 +17,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from nq_ray.config import redact
 from nq_ray.domain.orders import Fill, OrderStatus, Position, Side
 from nq_ray.errors import StoreUnavailableError
 from nq_ray.store.db import create_engine, migrate_async, session_factory
@@ -46,22 +46,7 @@ from nq_ray.store.records import (
 )
 
 OPEN_STATUSES = (OrderStatus.NEW.value, OrderStatus.ACCEPTED.value, OrderStatus.PARTIALLY_FILLED.value)
-_SECRET_KEY = re.compile(r"pass(word)?|secret|token|api[_-]?key|^key$|authorization|credential|^sec$", re.I)
-REDACTED = "**********"
-
 _ORDER_FIELDS = tuple(OrderRecord.model_fields)
-
-
-def redact(obj: Any) -> Any:
-    """``obj`` with the value of every secret-looking key (password, token, api_key, ...) replaced."""
-    if isinstance(obj, Mapping):
-        return {
-            k: (REDACTED if _SECRET_KEY.search(str(k)) and v is not None else redact(v))
-            for k, v in obj.items()
-        }
-    if isinstance(obj, list | tuple):
-        return [redact(v) for v in obj]
-    return obj
 
 
 def _to_row(rec: OrderRecord, row: OrderRow | None = None) -> OrderRow:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.exc import IntegrityError
 
+from nq_ray.config import REDACTED, redact
 from nq_ray.domain.orders import Fill, OrderStatus, OrderType, Position, Side
 from nq_ray.store.records import (
     AccountSnapshot,
@@ -17,7 +18,7 @@ from nq_ray.store.records import (
     PositionRecord,
     UnitOfWork,
 )
-from nq_ray.store.repository import REDACTED, Repository, redact
+from nq_ray.store.repository import Repository
 
 T0 = datetime(2026, 3, 10, 14, 30, tzinfo=UTC)
 
