@@ -10,10 +10,9 @@ import pandas as pd
 from nq_ray.data.intervals import interval_length, parse_interval
 from nq_ray.domain.bars import BAR_COLUMNS, EXCHANGE_TZ
 from nq_ray.errors import InvalidArgumentError
-from nq_ray.market.sessions import session_dates
+from nq_ray.market.sessions import SESSION_SHIFT, session_dates
 
 _AGG = {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
-_SESSION_SHIFT = pd.Timedelta(hours=6)
 
 
 def resample_bars(bars: pd.DataFrame, interval: str) -> pd.DataFrame:
@@ -45,7 +44,7 @@ def resample_bars(bars: pd.DataFrame, interval: str) -> pd.DataFrame:
         out = bars.groupby(sdate, sort=True).agg(_AGG)
         out.index = pd.DatetimeIndex(out.index).tz_localize(EXCHANGE_TZ)
     else:
-        session_start = sdate.astype("datetime64[ns]") - _SESSION_SHIFT.to_timedelta64()
+        session_start = sdate.astype("datetime64[ns]") - SESSION_SHIFT.to_timedelta64()
         since = wall.to_numpy().astype("datetime64[ns]") - session_start
         k = since // step.to_timedelta64()
         label = session_start + k * step.to_timedelta64()

@@ -27,7 +27,7 @@ RTH_CLOSE = time(16, 0)
 GLOBEX_OPEN = time(18, 0)
 GLOBEX_CLOSE = time(17, 0)
 # An ET wall time shifted by this lands on its session date (18:00 → 00:00 of the next day).
-_SESSION_SHIFT = pd.Timedelta(hours=6)
+SESSION_SHIFT = pd.Timedelta(hours=6)
 
 
 def parse_timestamp(ts: Any, name: str = "timestamp") -> pd.Timestamp:
@@ -160,7 +160,7 @@ def session_dates(index: pd.DatetimeIndex) -> np.ndarray:
     Exact for any timestamp inside a session because every Globex session opens at 18:00 ET; use
     ``in_session`` to tell whether a timestamp is inside one at all."""
     et = to_exchange_index(index)
-    wall = et.tz_localize(None) + _SESSION_SHIFT
+    wall = et.tz_localize(None) + SESSION_SHIFT
     return wall.to_numpy().astype("datetime64[D]")
 
 
