@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from nq_ray.domain.contracts import MONTH_CODES, get_contract, normalize_symbol
 from nq_ray.errors import InvalidArgumentError, InvalidBarsError, InvalidContractError
-from nq_ray.market.sessions import schedule, to_exchange_time
+from nq_ray.market.sessions import schedule, session_date, session_dates, to_exchange_time
 
 ROLL_DAYS_BEFORE_EXPIRY = 8  # Thursday of the week before the third-Friday expiry
 _CODE = re.compile(r"^([A-Z0-9]+?)([FGHJKMNQUVXZ])(\d{1,2})$")
@@ -113,8 +113,6 @@ def front_contract(
 ) -> ContractCode:
     """The contract a continuous front-month series holds at ``at`` (tz-aware): the nearest listed
     contract whose roll date is after ``at``'s session date. NQ on 2026-03-11 → NQH26; 2026-03-12 → NQM26."""
-    from nq_ray.market.sessions import session_date
-
     root = get_contract(symbol).symbol
     d = session_date(to_exchange_time(at))
     for c in _quarterlies(root, d.year, d.year + 1):
@@ -169,10 +167,8 @@ def continuous(
         raise InvalidBarsError("no contracts given")
     codes = sorted((parse_contract_code(k) for k in per_contract), key=lambda c: (c.year, c.month))
     pieces: list[pd.DataFrame] = []
-    from nq_ray.market.sessions import session_dates
-
     for i, c in enumerate(codes):
-        bars = per_contract[c.code] if c.code in per_contract else per_contract[_key_for(per_contract, c)]
+        bars = per_contract[_key_for(per_contract, c)]
         sd = pd.DatetimeIndex(session_dates(bars.index))
         lo = pd.Timestamp(roll_date(codes[i - 1], roll_days_before_expiry)) if i > 0 else None
         hi = pd.Timestamp(roll_date(c, roll_days_before_expiry)) if i < len(codes) - 1 else None
