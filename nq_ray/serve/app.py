@@ -22,7 +22,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from nq_ray.config import Settings, load_settings
 from nq_ray.errors import InvalidArgumentError, NQRayError
 from nq_ray.logs import RequestIdMiddleware, configure_logging
+from nq_ray.serve.agents_api import agents_router
 from nq_ray.serve.auth import BearerAuth
+from nq_ray.serve.config_api import config_router
+from nq_ray.serve.deps import AppDeps
 from nq_ray.serve.events import EVENT_TYPES, EventBus
 from nq_ray.serve.health import Health, HealthChecker
 from nq_ray.serve.metrics import CONTENT_TYPE, Metrics
@@ -351,6 +354,10 @@ def build_app(
         finally:
             bus.unsubscribe(queue)
             metrics.ws_clients.labels(metrics.replica).dec()
+
+    deps = AppDeps(settings, registry, registry_actor, bus, metrics, ray)
+    api.include_router(agents_router(deps))
+    api.include_router(config_router(deps))
 
     tokens = [settings.mcp.auth_token.get_secret_value()] if settings.mcp.auth_token else []
     if tokens:

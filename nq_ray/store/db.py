@@ -77,7 +77,7 @@ def _downgrade(sync_conn: Any, revision: str) -> None:
     command.downgrade(_alembic_config(sync_conn), revision)
 
 
-async def migrate_async(engine: AsyncEngine, revision: str = "head") -> None:
+async def migrate_async(engine: AsyncEngine, revision: str = "heads") -> None:
     """Upgrade the database behind ``engine`` to ``revision`` (idempotent: a current schema is left alone)."""
     async with engine.begin() as conn:
         await conn.run_sync(_upgrade, revision)
@@ -121,7 +121,7 @@ def _run_sync(coro_fn: Any) -> None:
         raise errors[0]
 
 
-def migrate(url: str, revision: str = "head") -> None:
+def migrate(url: str, revision: str = "heads") -> None:
     """Create or upgrade the schema at ``url`` (blocking)."""
 
     async def go() -> None:

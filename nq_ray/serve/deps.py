@@ -1,0 +1,25 @@
+"""What ``build_app`` hands to the route modules (``agents_api``, ``config_api``) it includes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from nq_ray.config import Settings
+from nq_ray.serve.events import EventBus
+from nq_ray.serve.metrics import Metrics
+from nq_ray.tools.registry import ToolRegistry
+
+
+@dataclass(frozen=True)
+class AppDeps:
+    """One replica's parts: settings, the in-process registry, the ``tool_registry`` actor (None without
+    Ray), the event bus (``await bus.publish(event, data)``), the metrics, and the ``ray`` module when Ray
+    is initialised here (else None)."""
+
+    settings: Settings
+    registry: ToolRegistry
+    registry_actor: Any
+    bus: EventBus
+    metrics: Metrics
+    ray: Any
