@@ -126,8 +126,13 @@ def _parse_index(index: pd.Index, source: str) -> pd.DatetimeIndex:
     if isinstance(index, pd.DatetimeIndex):
         return index
     try:
-        parsed = pd.to_datetime(index, format="mixed")
-        if not isinstance(parsed, pd.DatetimeIndex) or parsed.dtype == object:  # mixed UTC offsets
+        try:
+            parsed = pd.to_datetime(index, format="mixed")
+        except ValueError as exc:  # pandas 3: offsets that change across a DST switch
+            if "Mixed timezones" not in str(exc):
+                raise
+            parsed = pd.to_datetime(index, format="mixed", utc=True)
+        if not isinstance(parsed, pd.DatetimeIndex) or parsed.dtype == object:  # older pandas: objects
             parsed = pd.to_datetime(index, format="mixed", utc=True)
         return pd.DatetimeIndex(parsed)
     except (ValueError, TypeError) as exc:

@@ -6,7 +6,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -77,10 +80,36 @@ def _downgrade(sync_conn: Any, revision: str) -> None:
     command.downgrade(_alembic_config(sync_conn), revision)
 
 
-async def migrate_async(engine: AsyncEngine, revision: str = "heads") -> None:
-    """Upgrade the database behind ``engine`` to ``revision`` (idempotent: a current schema is left alone)."""
+async def migrate_async(engine: AsyncEngine, revision: str = "head") -> None:
+    """Upgrade the database behind ``engine`` to ``revision`` (idempotent: a current schema is left alone).
+
+    Safe when several processes start on one fresh database at once (the broker, registry and desk
+    actors do): PostgreSQL serialises them with a transaction-level advisory lock, SQLite with an
+    exclusive lock on ``<file>.migrate.lock``; the later ones find the schema current and do nothing."""
+    db = engine.url.database
+    if engine.url.drivername.startswith("sqlite") and db and db != ":memory:":
+        lock = Path(db).expanduser().with_name(Path(db).name + ".migrate.lock")
+        async with _file_lock(lock), engine.begin() as conn:
+            await conn.run_sync(_upgrade, revision)
+        return
     async with engine.begin() as conn:
+        if engine.url.drivername.startswith("postgresql"):
+            await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_ID})")
         await conn.run_sync(_upgrade, revision)
+
+
+_MIGRATION_LOCK_ID = 0x6E71_7261_7900  # "nqray": any constant shared by every nq-ray process
+
+
+@contextlib.asynccontextmanager
+async def _file_lock(path: Path) -> AsyncIterator[None]:
+    """An exclusive ``flock`` on ``path`` across processes (waited for on a worker thread)."""
+    with path.open("a") as f:
+        await asyncio.to_thread(fcntl.flock, f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 async def downgrade_async(engine: AsyncEngine, revision: str = "base") -> None:
@@ -121,7 +150,7 @@ def _run_sync(coro_fn: Any) -> None:
         raise errors[0]
 
 
-def migrate(url: str, revision: str = "heads") -> None:
+def migrate(url: str, revision: str = "head") -> None:
     """Create or upgrade the schema at ``url`` (blocking)."""
 
     async def go() -> None:

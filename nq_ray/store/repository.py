@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -189,24 +189,24 @@ class Repository:
                 )
             for sym, pr in unit.positions.items():
                 p = pr.position
-                row = await s.get(PositionRow, sym)
-                if row is None:
-                    row = PositionRow(symbol=sym)
-                    s.add(row)
-                row.quantity = p.quantity
-                row.avg_price = p.avg_price
-                row.realized_pnl_usd = p.realized_pnl_usd
-                row.commission_usd = pr.commission_usd
-                row.updated_at = pr.updated_at
+                pos = await s.get(PositionRow, sym)
+                if pos is None:
+                    pos = PositionRow(symbol=sym)
+                    s.add(pos)
+                pos.quantity = p.quantity
+                pos.avg_price = p.avg_price
+                pos.realized_pnl_usd = p.realized_pnl_usd
+                pos.commission_usd = pr.commission_usd
+                pos.updated_at = pr.updated_at or datetime.now(UTC)
             if unit.account is not None:
                 a = unit.account
                 s.add(AccountSnapshotRow(**a.__dict__))
             for sym, m in unit.marks.items():
-                row = await s.get(MarketMarkRow, sym)
-                if row is None:
+                mark = await s.get(MarketMarkRow, sym)
+                if mark is None:
                     s.add(MarketMarkRow(symbol=sym, bar_time=m.bar_time, close=m.close))
                 else:
-                    row.bar_time, row.close = m.bar_time, m.close
+                    mark.bar_time, mark.close = m.bar_time, m.close
 
     async def get_order(self, client_order_id: str) -> OrderRecord | None:
         async with self.sessions() as s:
@@ -352,7 +352,7 @@ class Repository:
     async def forget_memory(self, memory_id: int) -> bool:
         async with self.sessions() as s, s.begin():
             res = await s.execute(delete(MemoryRow).where(MemoryRow.id == memory_id))
-            return bool(res.rowcount)
+            return bool(res.rowcount)  # type: ignore[attr-defined]  # a DELETE gives a CursorResult
 
     async def record_backtest_run(
         self,

@@ -105,6 +105,18 @@ def test_csv_with_utc_offsets_is_converted(tmp_path: Path) -> None:
     assert bars.index[0] == pd.Timestamp("2026-03-09 09:30", tz="America/New_York")
 
 
+def test_csv_whose_offsets_change_across_a_dst_switch_loads(tmp_path: Path) -> None:
+    # New York moved from -05:00 to -04:00 on 2026-03-08: a file written in local time with offsets
+    text = (
+        "timestamp,open,high,low,close,volume\n"
+        "2026-03-06T16:50:00-05:00,1,2,0.75,1.5,3\n2026-03-06T16:55:00-05:00,1,2,0.75,1.5,3\n"
+        "2026-03-09T09:30:00-04:00,1,2,1,1.5,3\n2026-03-09T09:35:00-04:00,1,2,1,1.5,3\n"
+    )
+    bars = load_bars("NQ", "5m", source=f"csv:{write(tmp_path, text)}")
+    assert bars.index[1] == pd.Timestamp("2026-03-06 16:55", tz="America/New_York")
+    assert bars.index[2] == pd.Timestamp("2026-03-09 09:30", tz="America/New_York")
+
+
 def test_missing_file_is_data_unavailable(tmp_path: Path) -> None:
     with pytest.raises(DataUnavailableError, match="does not exist"):
         load_bars(source=f"csv:{tmp_path / 'nope.csv'}")
