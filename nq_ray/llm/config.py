@@ -194,7 +194,11 @@ class LLMConfig(_Section):
         default=10.0, ge=0, description="a 429 asking to wait longer than this fails over instead"
     )
     load_balancing: Literal["round_robin", "least_latency"] = "round_robin"
-    cache: Literal["off", "memory"] = Field(default="off", description="response cache for replays")
+    cache: Literal["off", "memory", "store"] = Field(
+        default="off",
+        description="response cache for replays: memory (LRU) or store (llm_cache table; "
+        "build the router with nq_ray.llm.stored.open_store_router)",
+    )
     cache_max_items: int = Field(default=512, gt=0)
     rules: RulesConfig = Field(default_factory=RulesConfig)
 

@@ -31,14 +31,15 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal, TypeVar, overload
 
 import pandas as pd
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, RetryCallState
 
 from nq_ray.errors import InvalidArgumentError
+from nq_ray.llm import structured
 from nq_ray.llm.accounting import UsageLedger, estimate_cost
 from nq_ray.llm.cache import MemoryResponseCache, ResponseCache, cache_key
 from nq_ray.llm.config import LLMConfig, ProviderConfig
@@ -289,6 +290,11 @@ class LLMRouter:
             raise InvalidArgumentError("LLMRouter needs at least one provider")
         self.config = config
         self.ledger = ledger or UsageLedger()
+        if cache is None and config.cache == "store":
+            raise InvalidArgumentError(
+                "llm.cache is 'store' but no store-backed cache was given: build the router with "
+                "nq_ray.llm.stored.open_store_router(config, repo) or pass cache=StoreResponseCache(repo)"
+            )
         self.cache = (
             cache
             if cache is not None
@@ -570,6 +576,20 @@ class LLMRouter:
             prompt_version=prompt_version,
         )
 
+    async def _cache_get(self, key: str, response_model: type[BaseModel] | None) -> ChatResponse | None:
+        """A cached answer (a store-backed cache's ``aget`` reads through to the store). Its text is
+        re-validated against ``response_model`` when the cache kept no parsed object; an entry that no
+        longer validates is a miss."""
+        assert self.cache is not None
+        aget = getattr(self.cache, "aget", None)
+        hit = await aget(key) if aget is not None else self.cache.get(key)
+        if hit is None or response_model is None or isinstance(hit.parsed, response_model):
+            return hit
+        try:
+            return replace(hit, parsed=structured.parse(hit.text, response_model))
+        except ValidationError:
+            return None
+
     def _record_failure(
         self, slot: _Slot, exc: Exception, *, latency_s: float, task: str, caller: str
     ) -> Attempt:
@@ -729,7 +749,7 @@ class LLMRouter:
                     },
                     msgs,
                 )
-                hit = self.cache.get(key)
+                hit = await self._cache_get(key, response_model)
                 if hit is not None:
                     return self._finish_success(
                         slot,

