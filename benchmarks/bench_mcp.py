@@ -13,6 +13,10 @@ Serve runs with the fast ingress ``nq-ray up`` uses (replicas serve HTTP directl
 HAProxy, ``nq_ray.serve.runtime.SERVE_FAST_INGRESS_ENV``); ``--python-proxy`` measures Serve's default
 Python proxy instead (the ~0.25× first measurement). The load generator shares the machine's cores.
 
+With the fast ingress the sequential rounds also call one replica directly on the port Serve gave it
+(read from the HAProxy config Serve wrote), which splits Serve's extra latency into the HAProxy hop and
+the replica's own request handling.
+
 Numbers depend on what else the machine is doing; each table compares sides measured in this run.
 """
 
@@ -20,7 +24,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import glob
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -126,6 +132,16 @@ async def _rest(url: str, n: int, concurrency: int = 16) -> dict[str, float]:
     }
 
 
+def _replica_url(serve_port: int) -> str | None:
+    """A replica's own HTTP address from the HAProxy config that fronts ``serve_port`` (None if absent)."""
+    for path in sorted(glob.glob("/tmp/haproxy-serve/*/haproxy.cfg"), key=os.path.getmtime, reverse=True):
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        if f":{serve_port}\n" in text:
+            m = re.search(r"server SERVE_REPLICA\S* ([0-9.]+:\d+)", text)
+            return f"http://{m.group(1)}" if m else None
+    return None
+
+
 def _median_round(rounds: list[dict[str, float]]) -> dict[str, float]:
     return {k: float(np.median([r[k] for r in rounds])) for k in rounds[0]}
 
@@ -167,11 +183,15 @@ def run(quick: bool = False, fast_ingress: bool = True) -> dict[str, Any]:
         uv_url = f"http://127.0.0.1:{uv_port}"
         _wait_http(uv_url + "/health")
         _wait_http(serve_url + "/health")
-        seq: dict[str, list[dict[str, float]]] = {"serve": [], "uvicorn": []}
+        direct = _replica_url(settings.serve.port) if fast_ingress else None
+        seq: dict[str, list[dict[str, float]]] = {"serve": [], "uvicorn": [], "direct": []}
         for _ in range(rounds):
             seq["serve"].append(asyncio.run(_mcp_sequential(serve_url + "/mcp/", n_seq)))
             seq["uvicorn"].append(asyncio.run(_mcp_sequential(uv_url + "/mcp/", n_seq)))
+            if direct:
+                seq["direct"].append(asyncio.run(_mcp_sequential(direct + "/mcp/", n_seq)))
         out["serve_seq"], out["uvicorn_seq"] = _median_round(seq["serve"]), _median_round(seq["uvicorn"])
+        out["direct_seq"] = _median_round(seq["direct"]) if seq["direct"] else None
         out["serve_conc"] = asyncio.run(_mcp_concurrent(serve_url + "/mcp/", n_seq))
         out["uvicorn_conc"] = asyncio.run(_mcp_concurrent(uv_url + "/mcp/", n_seq))
         out["rest_2"] = asyncio.run(_rest(serve_url + "/api/market/nq-price", n_rest))
@@ -209,6 +229,12 @@ def main(quick: bool = False, python_proxy: bool = False) -> None:
     print(f"| sequential calls/s | {s['per_s']:.0f} | {u['per_s']:.0f} | {s['per_s'] / u['per_s']:.2f}× |")
     print(f"| p50 latency | {s['p50_ms']:.2f} ms | {u['p50_ms']:.2f} ms | |")
     print(f"| p99 latency | {s['p99_ms']:.2f} ms | {u['p99_ms']:.2f} ms | |")
+    d = r.get("direct_seq")
+    if d:
+        print(
+            f"| one replica's own port, no HAProxy: p50 / p99 | {d['p50_ms']:.2f} / {d['p99_ms']:.2f} ms "
+            f"| | {d['per_s'] / u['per_s']:.2f}× |"
+        )
     print(
         f"| 8 clients, calls/s | {r['serve_conc']:.0f} | {r['uvicorn_conc']:.0f} | "
         f"{r['serve_conc'] / r['uvicorn_conc']:.2f}× |"

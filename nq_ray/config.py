@@ -130,6 +130,13 @@ class ServeSettings(_Section):
     )
 
 
+class ToolSettings(_Section):
+    max_running_jobs: int = Field(default=8, ge=1, le=64, description="background jobs running at once")
+    job_progress_every_s: float = Field(
+        default=1.0, gt=0, le=60, description="how often a running job's progress is written to the store"
+    )
+
+
 class MCPSettings(_Section):
     path: str = "/mcp"
     auth_token: SecretStr | None = Field(default=None, description="bearer token; unset = no auth (local)")
@@ -155,6 +162,7 @@ class Settings(BaseSettings):
     llm: LLMConfig = Field(default_factory=LLMConfig)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     mcp: MCPSettings = Field(default_factory=MCPSettings)
+    tools: ToolSettings = Field(default_factory=ToolSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -176,12 +184,15 @@ class Settings(BaseSettings):
         """A JSON-able dump with every secret shown as ``**********``."""
         return self.model_dump(mode="json")
 
+    def merged(self, patch: dict[str, Any]) -> Settings:
+        """A new, validated ``Settings`` with ``patch`` merged in (``ConfigError`` otherwise); no journal."""
+        return _build(_deep_merge(self.model_dump(mode="python"), patch), from_env=False)
+
     def update(self, patch: dict[str, Any], *, journal: Path | None = None, actor: str = "api") -> Settings:
         """A new ``Settings`` with ``patch`` merged in. The whole merged result is validated before it
         takes effect (``ConfigError`` otherwise, and ``self`` is unchanged); accepted updates are appended
         to the journal (``<data_dir>/config_journal.jsonl``) with secrets redacted."""
-        merged = _deep_merge(self.model_dump(mode="python"), patch)
-        new = _build(merged, from_env=False)
+        new = self.merged(patch)
         path = journal or (new.data.data_dir / "config_journal.jsonl")
         path.parent.mkdir(parents=True, exist_ok=True)
         entry = {
@@ -194,6 +205,113 @@ class Settings(BaseSettings):
             fh.flush()
             os.fsync(fh.fileno())
         return new
+
+
+# What ``PATCH /api/config`` may change on a running system (``None``: anything below that key).
+# Everything else (store, cache, ports, tokens, data_dir, execution mode) needs a restart.
+LIVE_KEYS: dict[str, Any] = {
+    "risk": {"limits": None, "margins": None},
+    "llm": {
+        "providers": {
+            "enabled",
+            "priority",
+            "task_priorities",
+            "timeout_s",
+            "max_retries",
+            "max_concurrency",
+        },
+        "deadline_s": None,
+        "load_balancing": None,
+        "health_timeout_s": None,
+        "breaker": None,
+    },
+    "data": {"default_source": None, "default_symbol": None, "outlier_z": None, "yahoo": None},
+    "tools": None,
+}
+
+
+def live_patch(settings: Settings, patch: Any) -> dict[str, Any]:
+    """Check a JSON merge patch (RFC 7396) against what may change live and return it in the form
+    ``Settings.update`` merges: ``llm.providers`` is patched by provider name
+    (``{"llm": {"providers": {"openai": {"enabled": false}}}}``) and becomes the whole list. ``ConfigError``
+    (with ``errors``: key, value, allowed) lists every refused key; nothing is applied here."""
+    if not isinstance(patch, dict) or not patch:
+        raise ConfigError(
+            "the patch must be a non-empty JSON object of sections, e.g. "
+            '{"risk": {"limits": {"max_contracts_per_symbol": 2}}}',
+            errors=[{"key": "", "value": repr(patch)[:80], "allowed": "a non-empty JSON object"}],
+        )
+    errors: list[dict[str, str]] = []
+
+    def walk(node: Any, allowed: Any, path: str) -> None:
+        if allowed is None:
+            return
+        if not isinstance(node, dict):
+            errors.append({"key": path, "value": repr(node)[:80], "allowed": "a JSON object"})
+            return
+        for k, v in node.items():
+            key = f"{path}.{k}" if path else str(k)
+            if isinstance(allowed, dict):
+                if k not in allowed:
+                    known = k in _known_keys(path)
+                    why = (
+                        "not changeable while running (restart with the new value)"
+                        if known
+                        else "unknown key"
+                    )
+                    errors.append(
+                        {
+                            "key": key,
+                            "value": repr(v)[:80],
+                            "allowed": f"{why}; live: {_live_list(path, allowed)}",
+                        }
+                    )
+                    continue
+                walk(v, allowed[k], key)
+            else:  # llm.providers: {name: {field: value}}
+                walk_provider(k, v, allowed, key)
+
+    def walk_provider(name: str, v: Any, fields: set[str], key: str) -> None:
+        names = [p.name for p in settings.llm.providers]
+        if name not in names:
+            errors.append({"key": key, "value": repr(v)[:80], "allowed": f"a configured provider: {names}"})
+            return
+        if not isinstance(v, dict):
+            errors.append({"key": key, "value": repr(v)[:80], "allowed": "a JSON object"})
+            return
+        for f, x in v.items():
+            if f not in fields:
+                errors.append(
+                    {"key": f"{key}.{f}", "value": repr(x)[:80], "allowed": f"one of {sorted(fields)}"}
+                )
+
+    walk(patch, LIVE_KEYS, "")
+    if errors:
+        raise ConfigError(
+            "refused: " + "; ".join(f"{e['key']}: {e['allowed']}" for e in errors[:5]), errors=errors
+        )
+    out = {k: v for k, v in patch.items()}
+    providers = (patch.get("llm") or {}).get("providers")
+    if providers:
+        rows = [p.model_dump(mode="python") for p in settings.llm.providers]
+        for row in rows:
+            row.update(providers.get(row["name"], {}))
+        out["llm"] = {**patch["llm"], "providers": rows}
+    return out
+
+
+def _known_keys(path: str) -> set[str]:
+    model: Any = Settings
+    for part in [p for p in path.split(".") if p]:
+        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        model = field.annotation if field is not None else None
+        if model is None or not hasattr(model, "model_fields"):
+            return set()
+    return set(model.model_fields)
+
+
+def _live_list(path: str, allowed: dict[str, Any]) -> str:
+    return ", ".join(f"{path}.{k}" if path else k for k in allowed)
 
 
 def _deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

@@ -103,3 +103,27 @@ def test_rejected_update_changes_nothing_and_is_not_journaled(tmp_path: Path) ->
     with pytest.raises(ConfigError, match="serve.port"):
         s.update({"serve": {"port": 0}}, journal=journal)
     assert s.serve.port == 8000 and not journal.exists()
+
+
+def test_live_patch_takes_live_keys_and_names_every_refused_one() -> None:
+    from nq_ray.config import live_patch
+
+    s = load_settings()
+    ok = live_patch(
+        s, {"risk": {"limits": {"max_total_contracts": 3}}, "llm": {"providers": {"groq": {"priority": 7}}}}
+    )
+    merged = s.merged(ok)
+    assert merged.risk.limits.max_total_contracts == 3
+    assert {p.name: p.priority for p in merged.llm.providers}["groq"] == 7
+    assert s.risk.limits.max_total_contracts != 3  # the original is untouched
+    with pytest.raises(ConfigError) as info:
+        live_patch(s, {"serve": {"port": 1}, "risk": {"account_size_usd": 1, "limits": {"x": 1}}, "zzz": 1})
+    keys = {e["key"] for e in info.value.details["errors"]}
+    assert keys == {"serve", "risk.account_size_usd", "zzz"}  # risk.limits.x is left to validation
+    with pytest.raises(ConfigError):
+        s.merged(live_patch(s, {"risk": {"limits": {"x": 1}}}))
+
+
+def test_tool_settings_are_validated() -> None:
+    with pytest.raises(ConfigError, match="tools.max_running_jobs"):
+        load_settings(tools={"max_running_jobs": 0})

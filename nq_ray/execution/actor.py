@@ -5,23 +5,31 @@ re-runs ``__init__``, which rebuilds open orders, positions and the account from
 method is idempotent (client order ids, bar times, cancel of a cancelled order), so ``max_task_retries``
 can replay a call that was in flight when the actor died without doing anything twice. Methods run
 one at a time (a sync actor), which serialises the book.
+
+With ``feed=True`` (what ``nq-ray up`` and the Serve app create) the broker prices itself from the
+configured data source (``nq_ray.execution.feed``): before a market order is checked, the latest price of
+its symbol is pushed as a mark (so the gate has a price), and once accepted the order fills at that price
+(plus slippage) at the order's time, instead of waiting for a bar nobody pushes. ``refresh_marks`` pushes
+newer bars for every symbol with open orders or a position (the runtime calls it periodically).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
 import ray
 
 from nq_ray.domain.bars import Bar
-from nq_ray.domain.orders import Fill, Order
-from nq_ray.execution.broker import ManagePosition
+from nq_ray.domain.orders import Fill, Order, OrderType
+from nq_ray.execution.broker import ManagePosition, parse_order
+from nq_ray.execution.feed import MarkFeed
 from nq_ray.execution.paper import PaperBroker
 from nq_ray.risk.gate import RiskVerdict
+from nq_ray.risk.limits import RiskLimits
 from nq_ray.store.records import FillRecord, OrderRecord
 
 ACTOR_NAME = "paper_broker"
@@ -33,24 +41,36 @@ def _wall_clock() -> datetime:
     return datetime.now(UTC)
 
 
-@ray.remote(num_cpus=0)
-class BrokerActor:
-    """Remote face of ``PaperBroker``; ``clock="wall"`` (default) or ``"bar"`` (the latest bar's time,
-    for replays and tests)."""
+class BrokerService:
+    """The broker's face: ``PaperBroker`` plus the price feed; ``clock="wall"`` (default) or ``"bar"``
+    (the latest bar's time, for replays and tests). Hosted by ``BrokerActor`` on Ray, or in-process by
+    ``nq_ray.tools.context.InProcessBroker`` without it — the same methods either way."""
 
     def __init__(
-        self, settings: Any, clock: str = "wall", broker_kwargs: dict[str, Any] | None = None
+        self,
+        settings: Any,
+        clock: str = "wall",
+        broker_kwargs: dict[str, Any] | None = None,
+        feed: bool = False,
     ) -> None:
         self._svc = PaperBroker.from_settings(
             settings, clock=_wall_clock if clock == "wall" else None, **(broker_kwargs or {})
         )
+        self._feed = MarkFeed(settings) if feed else None
 
     def ready(self) -> dict[str, Any]:
         """Liveness plus what was recovered: open orders and the process id (changes on a restart)."""
         return {"pid": os.getpid(), "open_orders": len(self._svc.book.open_orders())}
 
     def check_order(self, order: Order | Mapping[str, Any]) -> RiskVerdict:
-        return self._svc.check(order)
+        o = parse_order(order)
+        if (
+            self._feed is not None
+            and o.order_type is OrderType.MARKET
+            and o.symbol not in self._svc.book.marks()
+        ):
+            self._mark(o.symbol)  # the gate needs a price for a market order's notional
+        return self._svc.check(o)
 
     def submit_order(
         self,
@@ -61,14 +81,76 @@ class BrokerActor:
         return self._svc.submit(order, verdict, source=source)
 
     def place_order(self, order: Order | Mapping[str, Any], source: str | None = None) -> OrderRecord:
-        """Check with the gate, then submit with that verdict (one round trip for callers)."""
-        return self._svc.submit(order, self._svc.check(order), source=source)
+        """Check with the gate, then submit with that verdict (one round trip for callers); with the feed,
+        a market order is priced from the data source and filled at once (see the module docstring)."""
+        o = parse_order(order)
+        fresh = self._svc.book.get(o.client_order_id) is None
+        if self._feed is not None and fresh and o.order_type is OrderType.MARKET:
+            self._mark(o.symbol)
+        rec = self._svc.submit(o, self._svc.check(o), source=source)
+        if self._feed is not None and fresh:
+            self._fill_market({rec.symbol})
+            rec = self._svc.order(rec.client_order_id)
+        return rec
 
     def cancel_order(self, client_order_id: str) -> OrderRecord:
         return self._svc.cancel(client_order_id)
 
     def manage_position(self, request: ManagePosition | Mapping[str, Any]) -> list[OrderRecord]:
-        return self._svc.manage_position(request)
+        out = self._svc.manage_position(request)
+        if self._feed is not None and out:
+            self._fill_market({r.symbol for r in out})
+            out = [self._svc.order(r.client_order_id) for r in out]
+        return out
+
+    # ---- the price feed -------------------------------------------------------------------------
+
+    def _mark(self, symbol: str, *, fresh: bool = False) -> list[Fill]:
+        """Push the feed's current price of ``symbol`` as a one-price bar at the broker's time (strictly
+        after the last mark, so it is never mistaken for a replay)."""
+        assert self._feed is not None
+        q = self._feed.quote(symbol, fresh=fresh)
+        if q is None:
+            return []
+        t = _wall_clock()
+        last = self._svc.book.marks().get(q.symbol)
+        if last is not None and t <= last.bar_time:
+            t = last.bar_time + timedelta(milliseconds=1)
+        return self._svc.on_price(q.symbol, q.bar.close, t)
+
+    def _fill_market(self, symbols: set[str]) -> list[Fill]:
+        fills: list[Fill] = []
+        for sym in symbols:
+            working = [r for r in self._svc.book.open_orders(sym) if r.order_type is OrderType.MARKET]
+            if working:
+                fills.extend(self._mark(sym))
+        return fills
+
+    def refresh_marks(self) -> dict[str, Any]:
+        """Read the latest price of every symbol with open orders or a position and push it when it is
+        newer than the last mark (works limit/stop orders and marks positions to market)."""
+        if self._feed is None:
+            return {"symbols": [], "fills": 0, "feed": False}
+        symbols = {r.symbol for r in self._svc.book.open_orders()}
+        symbols |= {s for s, p in self._svc.book.positions().items() if p.position.quantity}
+        fills: list[Fill] = []
+        for sym in sorted(symbols):
+            q = self._feed.quote(sym, fresh=True)
+            last = self._svc.book.marks().get(sym)
+            if q is not None and (last is None or q.bar.time > last.bar_time):
+                fills.extend(self._svc.on_bar(sym, q.bar))
+        return {"symbols": sorted(symbols), "fills": len(fills), "feed": True}
+
+    def apply_settings(self, settings: Any) -> dict[str, Any]:
+        """Take live settings changes: the risk gate's limits (in force for the next order) and the feed's
+        data source."""
+        self._svc.book.limits = RiskLimits.model_validate(settings.risk.limits.model_dump())
+        if self._feed is not None:
+            self._feed = MarkFeed(settings, ttl_s=self._feed.ttl_s)
+        return {"limits": self._svc.book.limits.model_dump(mode="json")}
+
+    def limits(self) -> dict[str, Any]:
+        return self._svc.book.limits.model_dump(mode="json")
 
     def on_bar(self, symbol: str, bar: Bar | Mapping[str, Any]) -> list[Fill]:
         return self._svc.on_bar(symbol, bar)
@@ -101,6 +183,9 @@ class BrokerActor:
         self._svc.after_journal = die
 
 
+BrokerActor = ray.remote(num_cpus=0)(BrokerService)
+
+
 def get_or_create_broker(
     settings: Any,
     *,
@@ -109,8 +194,10 @@ def get_or_create_broker(
     clock: str = "wall",
     max_task_retries: int = MAX_TASK_RETRIES,
     broker_kwargs: dict[str, Any] | None = None,
+    feed: bool = False,
 ) -> Any:
-    """The handle of the named broker actor, created (detached, restartable) when it does not exist."""
+    """The handle of the named broker actor, created (detached, restartable) when it does not exist;
+    ``feed`` prices market orders from the configured data source (the runtime turns it on)."""
     return BrokerActor.options(  # type: ignore[attr-defined]
         name=name,
         namespace=namespace,
@@ -118,4 +205,4 @@ def get_or_create_broker(
         get_if_exists=True,
         max_restarts=-1,
         max_task_retries=max_task_retries,
-    ).remote(settings, clock, broker_kwargs)
+    ).remote(settings, clock, broker_kwargs, feed)

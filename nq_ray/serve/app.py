@@ -12,7 +12,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Body, FastAPI, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
@@ -28,9 +28,9 @@ from nq_ray.serve.config_api import config_router
 from nq_ray.serve.deps import AppDeps
 from nq_ray.serve.events import EVENT_TYPES, EventBus
 from nq_ray.serve.health import Health, HealthChecker
-from nq_ray.serve.metrics import CONTENT_TYPE, Metrics
+from nq_ray.serve.metrics import CONTENT_TYPE, HTTPCountMiddleware, Metrics, render_totals
 from nq_ray.tools.audit import ForwardingAuditor, StoreAuditor
-from nq_ray.tools.context import ToolContext
+from nq_ray.tools.context import InProcessBroker, ToolContext
 from nq_ray.tools.jobs import JobManager, JobRequest, JobState
 from nq_ray.tools.mcp import build_mcp
 from nq_ray.tools.registry import ToolRegistry, ToolSpec, build_registry
@@ -39,6 +39,7 @@ from nq_ray.tools.wire import as_nq_error, problem_details
 log = logging.getLogger(__name__)
 
 JOB_POLL_S = 0.5
+SYNC_S = 1.0
 PROBLEM = "application/problem+json"
 
 
@@ -48,7 +49,8 @@ def _ray_up() -> Any:
 
 
 class Jobs:
-    """Jobs in the ``tool_registry`` actor (shared by every replica), or in this process without Ray."""
+    """Jobs in the ``tool_registry`` actor (shared by every replica), or in this process without Ray;
+    stored in the ``jobs`` table either way."""
 
     def __init__(self, actor: Any, local: JobManager | None) -> None:
         self.actor, self.local = actor, local
@@ -57,25 +59,25 @@ class Jobs:
         if self.actor is not None:
             return await self.actor.submit.remote(tool, arguments, who)
         assert self.local is not None
-        return self.local.submit(tool, arguments, who).model_dump(mode="json")
+        return (await self.local.submit(tool, arguments, who)).model_dump(mode="json")
 
     async def get(self, job_id: str) -> dict[str, Any]:
         if self.actor is not None:
             return await self.actor.job.remote(job_id)
         assert self.local is not None
-        return self.local.get(job_id).model_dump(mode="json")
+        return (await self.local.get(job_id)).model_dump(mode="json")
 
     async def cancel(self, job_id: str) -> dict[str, Any]:
         if self.actor is not None:
             return await self.actor.cancel.remote(job_id)
         assert self.local is not None
-        return self.local.cancel(job_id).model_dump(mode="json")
+        return (await self.local.cancel(job_id)).model_dump(mode="json")
 
     async def list(self) -> list[dict[str, Any]]:
         if self.actor is not None:
             return await self.actor.list_jobs.remote()
         assert self.local is not None
-        return [j.model_dump(mode="json") for j in self.local.list()]
+        return [j.model_dump(mode="json") for j in await self.local.list()]
 
 
 def _problem(err: NQRayError, request: Request) -> JSONResponse:
@@ -92,6 +94,7 @@ def build_app(
     mcp_json_response: bool = False,
     broker_name: str = "paper_broker",
     registry_name: str = "tool_registry",
+    desk_name: str = "trading_desk",
 ) -> FastAPI:
     """The whole HTTP app for one process / Serve replica.
 
@@ -123,13 +126,24 @@ def build_app(
                 metrics.on_order(o)
         await bus.publish(event, data)
 
-    context = ToolContext(settings=settings, publish=publish, broker_factory=_broker_factory(broker_name))
+    # without Ray: one in-process paper broker, shared by the tools and the agents API's desk
+    brokers = _broker_factory(broker_name) if ray is not None else InProcessBroker
+    context = ToolContext(settings=settings, publish=publish, broker_factory=brokers)
     registry = build_registry(context, auditor=auditor)
     known = set(registry.specs)
     registry.on_call = lambda tool, outcome, s: metrics.on_call(
         tool if tool in known else "_unknown", outcome, s
     )
-    jobs = Jobs(registry_actor, None if registry_actor is not None else JobManager(registry))
+    local_jobs = None
+    if registry_actor is None:
+        local_jobs = JobManager(
+            registry,
+            store_url=settings.store_url,
+            max_running=settings.tools.max_running_jobs,
+            progress_every_s=settings.tools.job_progress_every_s,
+        )
+    jobs = Jobs(registry_actor, local_jobs)
+    sync = ReplicaSync(registry_actor, context, metrics)
     health = HealthChecker(
         settings,
         tools=len(known),
@@ -146,10 +160,19 @@ def build_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with mcp_app.lifespan(app):
             await bus.start()
+            if local_jobs is not None:
+                await local_jobs.recover()
+            sync.start()
             try:
                 yield
             finally:
+                await sync.stop()
+                if isinstance(auditor, ForwardingAuditor):
+                    await auditor.flush()
+                if local_jobs is not None:
+                    await local_jobs.close()
                 await bus.stop()
+                context.close()
 
     api = FastAPI(
         title="nq-ray",
@@ -197,12 +220,6 @@ def build_app(
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         err = as_nq_error(exc) or NQRayError("internal error")
         return _problem(err, request)
-
-    @api.middleware("http")
-    async def _count(request: Request, call_next: Any) -> Response:
-        response = await call_next(request)
-        metrics.http_requests.labels(f"{response.status_code // 100}xx", metrics.replica).inc()
-        return response
 
     # ---------------------------------------------------------------------------------- market
     async def call(name: str, arguments: dict[str, Any], who: str = "http") -> dict[str, Any]:
@@ -308,9 +325,20 @@ def build_app(
             report.model_dump(mode="json"), status_code=503 if report.status == "down" else 200
         )
 
-    @api.get("/metrics", tags=["operations"], summary="Prometheus metrics of this replica")
-    async def get_metrics() -> Response:
-        return Response(metrics.render(), media_type=CONTENT_TYPE)
+    @api.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics: totals over every replica (scope=replica: this one only)",
+    )
+    async def get_metrics(
+        scope: Annotated[Literal["cluster", "replica"], Query()] = "cluster",
+    ) -> Response:
+        if scope == "replica" or registry_actor is None:
+            return Response(metrics.render(), media_type=CONTENT_TYPE)
+        await sync.push()
+        return Response(
+            render_totals(await registry_actor.metrics_snapshots.remote()), media_type=CONTENT_TYPE
+        )
 
     @api.get("/", tags=["operations"], summary="Where things are")
     async def index() -> dict[str, Any]:
@@ -355,7 +383,10 @@ def build_app(
             bus.unsubscribe(queue)
             metrics.ws_clients.labels(metrics.replica).dec()
 
-    deps = AppDeps(settings, registry, registry_actor, bus, metrics, ray)
+    deps = AppDeps(
+        settings, registry, registry_actor, bus, metrics, ray, broker_name, registry_name, desk_name
+    )
+    api.state.sync = sync
     api.include_router(agents_router(deps))
     api.include_router(config_router(deps))
 
@@ -369,9 +400,10 @@ def build_app(
         api.add_middleware(
             CORSMiddleware,
             allow_origins=cors_origins,
-            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["authorization", "content-type", "mcp-protocol-version", "mcp-session-id"],
         )
+    api.add_middleware(HTTPCountMiddleware, metrics=metrics)  # counts 401s too
     api.add_middleware(RequestIdMiddleware)  # outermost: even a 401 carries a request id
     api.mount(settings.mcp.path.rstrip("/") or "/mcp", mcp_app)
     return api
@@ -381,9 +413,51 @@ def _broker_factory(name: str) -> Any:
     def make(settings: Settings) -> Any:
         from nq_ray.execution.actor import get_or_create_broker
 
-        return get_or_create_broker(settings, name=name)
+        return get_or_create_broker(settings, name=name, feed=True)
 
+    make.broker_name = name  # type: ignore[attr-defined]  # the config API tells this broker of changes
     return make
+
+
+class ReplicaSync:
+    """This replica's heartbeat to the ``tool_registry`` actor every ``SYNC_S``: pushes its metrics
+    snapshot (for the cluster totals at ``/metrics``) and takes the effective settings when they changed
+    (a ``PATCH /api/config`` on any replica), so every replica's tools run with the same settings."""
+
+    def __init__(self, actor: Any, context: ToolContext, metrics: Metrics) -> None:
+        self.actor, self.context, self.metrics = actor, context, metrics
+        self.version = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self.actor is not None and self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="nq-replica-sync")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+
+    async def push(self) -> None:
+        version, settings = await self.actor.sync.remote(
+            self.metrics.replica, self.metrics.snapshot(), self.version
+        )
+        self.take(version, settings)
+
+    def take(self, version: int, settings: Settings | None) -> None:
+        if settings is not None and version > self.version:
+            self.context.settings = settings
+        self.version = max(self.version, version)
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.push()
+            except Exception as exc:  # the actor is restarting: try again next period
+                log.debug("replica sync failed: %s", exc)
+            await asyncio.sleep(SYNC_S)
 
 
 def _job_id() -> Any:

@@ -15,7 +15,7 @@ from nq_ray.tools.registry import ToolRegistry
 class AppDeps:
     """One replica's parts: settings, the in-process registry, the ``tool_registry`` actor (None without
     Ray), the event bus (``await bus.publish(event, data)``), the metrics, and the ``ray`` module when Ray
-    is initialised here (else None)."""
+    is initialised here (else None); the names of the actors this app uses (tests run several sets)."""
 
     settings: Settings
     registry: ToolRegistry
@@ -23,3 +23,6 @@ class AppDeps:
     bus: EventBus
     metrics: Metrics
     ray: Any
+    broker_name: str = "paper_broker"
+    registry_name: str = "tool_registry"
+    desk_name: str = "trading_desk"

@@ -4,6 +4,7 @@ print the URLs, and shut down cleanly on Ctrl-C. Refuses to bind beyond loopback
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import signal
 import threading
@@ -14,6 +15,8 @@ from nq_ray.config import Settings
 from nq_ray.errors import ConfigError
 
 APP_NAME = "nq"
+MARK_INTERVAL_S = 15.0
+log = logging.getLogger(__name__)
 LOOPBACK_NAMES = ("localhost",)
 
 # Ray Serve's throughput-optimised ingress: each API replica serves HTTP itself ("direct ingress") behind
@@ -22,9 +25,16 @@ LOOPBACK_NAMES = ("localhost",)
 # request body. Measured here: MCP call p50 ~14 ms → ~6 ms (benchmarks/bench_mcp.py). These are read by
 # every Ray process at start, so they apply to a local Ray that ``start_ray`` starts; a cluster you join
 # must be started with them (see the README "Runtime" section).
+#
+# HAProxy's own per-request metrics are off: they send one log line per request to a socket that a Python
+# actor (HAProxyManager) parses — CPU taken from the replicas on a small host, for serve_num_http_*
+# families our ``/metrics`` already covers (nq_http_requests, nq_tool_latency_seconds). HAProxy gets one
+# thread per two cores (at least one) instead of four.
 SERVE_FAST_INGRESS_ENV = {
     "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
     "RAY_SERVE_ENABLE_HA_PROXY": "1",
+    "RAY_SERVE_HAPROXY_METRICS_ENABLED": "0",
+    "RAY_SERVE_HAPROXY_NBTHREAD": str(max(1, min(4, (os.cpu_count() or 2) // 2))),
 }
 
 
@@ -91,7 +101,7 @@ def start_actors(settings: Settings) -> tuple[Any, Any]:
     from nq_ray.execution.actor import get_or_create_broker
     from nq_ray.tools.actor import get_or_create_registry
 
-    broker = get_or_create_broker(settings)
+    broker = get_or_create_broker(settings, feed=True)
     registry = get_or_create_registry(settings)
     ray.get([broker.ready.remote(), registry.ping.remote()], timeout=120)
     return broker, registry
@@ -148,14 +158,15 @@ def up(
     from ray import serve
 
     from nq_ray.logs import configure_logging
+    from nq_ray.serve.ui_app import UI_APP_NAME, deploy_ui
 
     check_bind(settings)
     configure_logging(settings, fmt="text")
     info = start_ray(settings, dashboard=not once)
     try:
-        start_actors(settings)
+        broker, _registry = start_actors(settings)
         deploy(settings)
-        where = urls(settings, info["dashboard_url"])
+        where = {"ui": deploy_ui(settings), **urls(settings, info["dashboard_url"])}
         ray_where = "joined " + os.environ.get("RAY_ADDRESS", "") if info["joined"] else "local Ray"
         echo(f"nq-ray is up ({ray_where})")
         for k, v in where.items():
@@ -166,15 +177,48 @@ def up(
             echo("  auth          bearer token required (NQ_MCP__AUTH_TOKEN)")
         if not once:
             echo("Ctrl-C stops it.")
-            (wait or _wait_for_signal)()
+            feed = MarkRefresher(broker)
+            feed.start()
+            try:
+                (wait or _wait_for_signal)()
+            finally:
+                feed.stop()
         return where
     finally:
         echo("shutting down: Serve app, then Ray")
         if info["joined"]:
+            serve.delete(UI_APP_NAME)
             serve.delete(APP_NAME)
         else:
             serve.shutdown()
         ray.shutdown()
+
+
+class MarkRefresher:
+    """Asks the broker every ``interval_s`` to push newer bars from the data source for the symbols it
+    has orders or positions in (``BrokerActor.refresh_marks``): limit/stop orders work and positions are
+    marked to market while ``nq-ray up`` runs. A thread of the ``up`` process; failures are logged."""
+
+    def __init__(self, broker: Any, interval_s: float = MARK_INTERVAL_S) -> None:
+        self.broker, self.interval_s = broker, interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="nq-mark-refresh", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        import ray
+
+        while not self._stop.wait(self.interval_s):
+            try:
+                ray.get(self.broker.refresh_marks.remote(), timeout=60)
+            except Exception as exc:  # the broker is restarting or the source is down: next period
+                log.warning("mark refresh failed: %s", exc)
 
 
 def _wait_for_signal() -> None:

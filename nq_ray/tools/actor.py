@@ -1,37 +1,145 @@
 """``RegistryActor``: the tool registry as a named Ray actor (``tool_registry``, namespace ``nq``).
 
-Agents call tools here; it owns the jobs (so every Serve replica sees the same job ids) and the audit
-log connection (replicas forward their audit records to it). Detached and restartable: a restart loses
-running jobs (they are reported unknown) but no orders (the broker journals those)."""
+Agents call tools here. It owns, for every Serve replica:
+- the jobs (one set of job ids; every job is in the store's ``jobs`` table, so results and terminal
+  states survive a restart; a job running when the actor died becomes ``failed``, "interrupted by
+  restart" — see ``nq_ray.tools.jobs``);
+- the audit log connection (replicas forward their records in batches, ``audit_many``);
+- the effective settings (``LiveSettings``): ``update_settings`` validates a live patch, journals it,
+  records it in ``config_changes`` and pushes it to the paper broker and the trading desk; replicas pick it
+  up through ``sync`` (about once a second), which also collects their metrics for cluster totals.
+Detached and restartable: a restart re-reads the settings changes made since the actor was created, and
+settles the jobs it left unfinished; orders are the broker's (journaled there)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 import ray
 
-from nq_ray.config import Settings
+from nq_ray.config import Settings, live_patch
 from nq_ray.tools.audit import StoreAuditor
 from nq_ray.tools.context import ToolContext
 from nq_ray.tools.jobs import JobManager
 from nq_ray.tools.registry import build_registry
 
+log = logging.getLogger(__name__)
+
 ACTOR_NAME = "tool_registry"
 NAMESPACE = "nq"
+DESK_NAME = "trading_desk"
 
 
-@ray.remote(num_cpus=0, max_concurrency=64)
-class RegistryActor:
-    """Remote face of ``ToolRegistry`` + ``JobManager``; typed errors come back as the Ray task error's
-    cause (``nq_ray.tools.wire.as_nq_error`` unwraps them)."""
+class LiveSettings:
+    """The running system's effective settings, changed only by validated live patches (see
+    ``nq_ray.config.live_patch``). ``version`` counts the changes applied since start."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, store_url: str | None = None) -> None:
         self.settings = settings
+        self.store_url = store_url
+        self.version = 0
+        self._repo: Any = None
+        self._lock = asyncio.Lock()
+
+    async def _store(self) -> Any:
+        if self.store_url is None:
+            return None
+        if self._repo is None:
+            from nq_ray.store.repository import Repository
+
+            self._repo = await Repository.connect(self.store_url)
+        return self._repo
+
+    async def restore(self, since: datetime) -> int:
+        """Re-apply the changes recorded at or after ``since`` (this actor's creation): the count."""
+        repo = await self._store()
+        if repo is None:
+            return 0
+        from nq_ray.store.jobs import config_changes
+
+        n = 0
+        for change in reversed(await config_changes(repo, since=since, limit=1000)):
+            try:
+                self.settings = self.settings.merged(live_patch(self.settings, change["patch"]))
+                n += 1
+            except Exception as exc:  # a change that no longer validates (new start-up config): skipped
+                log.warning("config change %s not re-applied: %s", change["id"], exc)
+        self.version += n
+        return n
+
+    async def apply(self, patch: Any, actor: str = "api") -> dict[str, Any]:
+        """Validate and apply ``patch``; ``ConfigError`` (nothing applied, nothing recorded) otherwise.
+        Order: validate → journal file → ``config_changes`` row → take effect."""
+        async with self._lock:
+            normal = live_patch(self.settings, patch)
+            new = self.settings.merged(normal)  # raises before anything is written
+            repo = await self._store()
+            change_id = None
+            at = datetime.now(UTC)
+            if repo is not None:
+                change_id = await repo.record_config_change(at=at, actor=actor[:64], patch=patch)
+            self.settings.update(normal, actor=actor, journal=new.data.data_dir / "config_journal.jsonl")
+            self.settings = new
+            self.version += 1
+            # ``patch``: as the client sent it (JSON; ``llm.providers`` by name), for the answer and the
+            # event; ``merge``: the form ``Settings.merged`` takes (whole provider list), for the desk.
+            out = {"version": self.version, "change_id": change_id, "at": at.isoformat(), "patch": patch}
+            return out | {"merge": normal}
+
+    async def changes(self, limit: int = 100) -> list[dict[str, Any]]:
+        repo = await self._store()
+        if repo is None:
+            return []
+        from nq_ray.store.jobs import config_changes
+
+        return await config_changes(repo, limit=limit)
+
+
+@ray.remote(num_cpus=0, max_concurrency=64)  # type: ignore[call-overload]
+class RegistryActor:
+    """Remote face of ``ToolRegistry`` + ``JobManager`` + ``LiveSettings``; typed errors come back as the
+    Ray task error's cause (``nq_ray.tools.wire.as_nq_error`` unwraps them)."""
+
+    def __init__(self, settings: Settings, created_at: datetime | None = None) -> None:
+        from nq_ray.serve.metrics import Metrics
+
+        self.created_at = created_at or datetime.now(UTC)
+        self.live = LiveSettings(settings, settings.store_url)
         self.auditor = StoreAuditor(settings.store_url)
-        self.registry = build_registry(ToolContext(settings=settings), auditor=self.auditor)
-        self.jobs = JobManager(self.registry)
+        self.metrics = Metrics(replica="tool_registry")
+        self.context = ToolContext(settings=settings)
+        self.registry = build_registry(self.context, auditor=self.auditor, on_call=self.metrics.on_call)
+        self.jobs = JobManager(
+            self.registry,
+            store_url=settings.store_url,
+            max_running=settings.tools.max_running_jobs,
+            progress_every_s=settings.tools.job_progress_every_s,
+        )
+        self._snapshots: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._started: asyncio.Task[None] | None = None
+
+    async def _ready(self) -> None:
+        """Once per process: settle jobs a previous process left running, re-apply live settings."""
+        if self._started is None:
+            self._started = asyncio.get_running_loop().create_task(self._start())
+        await asyncio.shield(self._started)
+
+    async def _start(self) -> None:
+        await self.jobs.recover()
+        if await self.live.restore(self.created_at):
+            self._take(self.live.settings)
+
+    def _take(self, settings: Settings) -> None:
+        self.context.settings = settings
+        self.jobs.max_running = settings.tools.max_running_jobs
+        self.jobs.progress_every_s = settings.tools.job_progress_every_s
 
     async def ping(self) -> dict[str, Any]:
+        await self._ready()
         return {"tools": len(self.registry.specs), "jobs_running": self.jobs.running()}
 
     async def list_tools(self) -> list[dict[str, Any]]:
@@ -40,30 +148,99 @@ class RegistryActor:
     async def call(
         self, name: str, arguments: dict[str, Any] | None = None, who: str = "agent"
     ) -> dict[str, Any]:
+        await self._ready()
         return await self.registry.call(name, arguments, who=who)
+
+    # ---- jobs -----------------------------------------------------------------------------------
 
     async def submit(
         self, name: str, arguments: dict[str, Any] | None = None, who: str = "agent"
     ) -> dict[str, Any]:
-        return self.jobs.submit(name, arguments, who).model_dump(mode="json")
+        await self._ready()
+        return (await self.jobs.submit(name, arguments, who)).model_dump(mode="json")
 
     async def job(self, job_id: str) -> dict[str, Any]:
-        return self.jobs.get(job_id).model_dump(mode="json")
+        await self._ready()
+        return (await self.jobs.get(job_id)).model_dump(mode="json")
 
     async def cancel(self, job_id: str) -> dict[str, Any]:
-        return self.jobs.cancel(job_id).model_dump(mode="json")
+        await self._ready()
+        return (await self.jobs.cancel(job_id)).model_dump(mode="json")
 
-    async def list_jobs(self) -> list[dict[str, Any]]:
-        return [j.model_dump(mode="json") for j in self.jobs.list()]
+    async def list_jobs(self, limit: int = 100) -> list[dict[str, Any]]:
+        await self._ready()
+        return [j.model_dump(mode="json") for j in await self.jobs.list(limit)]
 
     async def job_counts(self) -> dict[str, int]:
         return dict(self.jobs.counts) | {"running": self.jobs.running()}
 
+    # ---- audit ----------------------------------------------------------------------------------
+
     async def audit(self, **record: Any) -> None:
         await self.auditor.audit(**record)
 
+    async def audit_many(self, records: list[dict[str, Any]]) -> int:
+        return await self.auditor.audit_many(records)
+
     async def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
         return await self.auditor.recent(limit)
+
+    # ---- settings and metrics -------------------------------------------------------------------
+
+    async def settings(self) -> tuple[int, Settings]:
+        await self._ready()
+        return self.live.version, self.live.settings
+
+    async def update_settings(
+        self,
+        patch: dict[str, Any],
+        actor: str = "api",
+        broker_name: str = "paper_broker",
+        desk_name: str = DESK_NAME,
+    ) -> dict[str, Any]:
+        """Apply a live patch here, then in the paper broker (its risk gate) and the trading desk (when
+        they exist); the result says which took it."""
+        await self._ready()
+        out = await self.live.apply(patch, actor)
+        merge = out.pop("merge")
+        settings = self.live.settings
+        self._take(settings)
+        applied = ["tool_registry"]
+        for name, call in ((broker_name, "broker"), (desk_name, "desk")):
+            try:
+                handle = ray.get_actor(name, namespace=NAMESPACE)
+            except ValueError:
+                continue  # not running: it reads the settings when it starts
+            try:
+                if call == "broker":
+                    await handle.apply_settings.remote(settings)
+                else:
+                    await handle.apply_settings.remote(merge)
+                applied.append(name)
+            except Exception as exc:  # reported, not raised: the change is in force here already
+                log.error("%s did not take the settings change: %s", name, exc)
+                out.setdefault("not_applied", {})[name] = f"{type(exc).__name__}: {exc}"[:300]
+        return out | {"applied_to": applied}
+
+    async def config_changes(self, limit: int = 100) -> list[dict[str, Any]]:
+        return await self.live.changes(limit)
+
+    async def sync(
+        self, replica: str, snapshot: dict[str, Any] | None, version: int
+    ) -> tuple[int, Settings | None]:
+        """A replica's heartbeat: store its metrics snapshot; the settings when ``version`` is behind."""
+        await self._ready()
+        if snapshot is not None:
+            self._snapshots[replica[:128]] = (time.monotonic(), snapshot)
+        if version == self.live.version:
+            return version, None
+        return self.live.version, self.live.settings
+
+    async def metrics_snapshots(self) -> list[tuple[str, float, dict[str, Any]]]:
+        """Every replica's latest snapshot (with its age in seconds), this actor's own included."""
+        now = time.monotonic()
+        out = [(r, now - t, s) for r, (t, s) in self._snapshots.items()]
+        return [*out, ("tool_registry", 0.0, self.metrics.snapshot())]
 
 
 def get_or_create_registry(settings: Settings, *, name: str = ACTOR_NAME, namespace: str = NAMESPACE) -> Any:
@@ -74,4 +251,4 @@ def get_or_create_registry(settings: Settings, *, name: str = ACTOR_NAME, namesp
         lifetime="detached",
         get_if_exists=True,
         max_restarts=-1,
-    ).remote(settings)
+    ).remote(settings, datetime.now(UTC))

@@ -1,5 +1,10 @@
 """Audit sinks for tool calls: straight into the store's audit log, or forwarded to the registry actor
-(which owns the store connection) without waiting, so auditing adds no latency to a Serve replica."""
+(which owns the store connection) in batches, so auditing adds no latency to a Serve replica.
+
+``ForwardingAuditor`` keeps records in a buffer and sends them in one actor call every ``flush_s``
+(or as soon as ``batch`` are waiting): one Ray task per batch instead of one per tool call. A batch the
+actor did not take (it was restarting) goes back to the front of the buffer and is sent again; only when
+the buffer passes ``max_buffer`` are the oldest records dropped, and counted."""
 
 from __future__ import annotations
 
@@ -70,6 +75,33 @@ class StoreAuditor:
             self.failures += 1
             log.exception("could not write the audit log entry for tool %s", tool[:64])
 
+    async def audit_many(self, records: list[dict[str, Any]]) -> int:
+        """Write a batch of records in one transaction; the number written."""
+        from nq_ray.config import redact
+        from nq_ray.store.models import AuditLogRow
+
+        rows = [
+            AuditLogRow(
+                at=r["at"],
+                who=str(r["who"])[:64],
+                tool=str(r["tool"])[:64],
+                arguments=redact(_bounded(r.get("arguments"))),
+                outcome=str(r["outcome"])[:16],
+                error_code=str(r["error_code"])[:64] if r.get("error_code") else None,
+                duration_ms=r.get("duration_ms"),
+            )
+            for r in records
+        ]
+        try:
+            repo = await self._repository()
+            async with repo.sessions() as s, s.begin():
+                s.add_all(rows)
+        except Exception:  # as for one record: logged and counted, never raised into a tool call
+            self.failures += len(rows)
+            log.exception("could not write %d audit log entries", len(rows))
+            return 0
+        return len(rows)
+
     async def recent(self, limit: int = 100) -> list[dict[str, Any]]:
         repo = await self._repository()
         return await repo.audit_log(limit=limit)
@@ -81,11 +113,57 @@ class StoreAuditor:
 
 
 class ForwardingAuditor:
-    """Sends each record to the ``tool_registry`` actor's ``audit`` method (fire and forget)."""
+    """Sends records to the ``tool_registry`` actor's ``audit_many`` in batches (see the module doc)."""
 
-    def __init__(self, actor: Any) -> None:
+    def __init__(
+        self, actor: Any, *, flush_s: float = 0.25, batch: int = 200, max_buffer: int = 20_000
+    ) -> None:
         self.actor = actor
+        self.flush_s = flush_s
+        self.batch = batch
+        self.max_buffer = max_buffer
+        self._buffer: list[dict[str, Any]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+        self.sent = 0
+        self.dropped = 0
 
     async def audit(self, **record: Any) -> None:
         record["arguments"] = _bounded(record.get("arguments"))
-        self.actor.audit.remote(**record)
+        self._buffer.append(record)
+        if len(self._buffer) >= self.batch:
+            self._flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.flush_s, self._flush)
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._buffer:
+            return
+        records, self._buffer = self._buffer, []
+        task = asyncio.get_running_loop().create_task(self._send(records))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _send(self, records: list[dict[str, Any]]) -> None:
+        try:
+            await self.actor.audit_many.remote(records)
+            self.sent += len(records)
+        except Exception as exc:  # the actor is restarting: keep the records and try again
+            log.warning("audit batch of %d not delivered (%s); will retry", len(records), exc)
+            self._buffer[:0] = records
+            overflow = len(self._buffer) - self.max_buffer
+            if overflow > 0:
+                del self._buffer[:overflow]
+                self.dropped += overflow
+                log.error("audit buffer full: dropped the %d oldest records", overflow)
+            if self._timer is None:
+                self._timer = asyncio.get_running_loop().call_later(max(1.0, self.flush_s), self._flush)
+
+    async def flush(self) -> None:
+        """Send what is buffered and wait for every batch in flight (shutdown, tests)."""
+        self._flush()
+        if self._inflight:
+            await asyncio.gather(*list(self._inflight), return_exceptions=True)

@@ -60,7 +60,7 @@ def test_errors_are_problem_details_with_the_typed_code(client) -> None:
 
 def test_tools_are_listed_and_callable_by_name_with_their_own_schema(client) -> None:
     tools = client.get("/api/tools", headers=AUTH).json()
-    assert len(tools) == 19 and all("input_schema" in t for t in tools)
+    assert len(tools) == 20 and all("input_schema" in t for t in tools)
     r = client.post("/api/tools/get_contract_info", json={"symbol": "MES"}, headers=AUTH)
     assert r.status_code == 200 and r.json()["point_value_usd"] == 5.0
     r = client.post("/api/tools/get_contract_info", json={"symbol": "NQ", "bogus": 1}, headers=AUTH)

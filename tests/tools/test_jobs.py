@@ -19,7 +19,7 @@ from tests.tools.conftest import VALID_CALLS
 
 async def _wait(jobs: JobManager, job_id: str, timeout_s: float = 60) -> dict:
     for _ in range(int(timeout_s / 0.05)):
-        state = jobs.get(job_id)
+        state = await jobs.get(job_id)
         if state.done:
             return state.model_dump()
         await asyncio.sleep(0.05)
@@ -28,7 +28,7 @@ async def _wait(jobs: JobManager, job_id: str, timeout_s: float = 60) -> dict:
 
 async def test_sweep_job_reports_progress_and_result(registry) -> None:
     jobs = JobManager(registry)
-    job = jobs.submit("run_sweep", VALID_CALLS["run_sweep"])
+    job = await jobs.submit("run_sweep", VALID_CALLS["run_sweep"])
     assert job.status == "pending" and len(job.id) == 32
     state = await _wait(jobs, job.id)
     assert state["status"] == "succeeded"
@@ -38,14 +38,14 @@ async def test_sweep_job_reports_progress_and_result(registry) -> None:
 async def test_bad_request_fails_at_submit_not_later(registry) -> None:
     jobs = JobManager(registry)
     with pytest.raises(InvalidArgumentError):
-        jobs.submit("run_sweep", {"grid": "all of them"})
+        await jobs.submit("run_sweep", {"grid": "all of them"})
     with pytest.raises(UnknownJobError):
-        jobs.get("nope")
+        await jobs.get("nope")
 
 
 async def test_failed_job_keeps_the_typed_error(registry) -> None:
     jobs = JobManager(registry)
-    job = jobs.submit("run_backtest", {"strategy": "no_such_strategy"})
+    job = await jobs.submit("run_backtest", {"strategy": "no_such_strategy"})
     state = await _wait(jobs, job.id)
     assert state["status"] == "failed" and state["error"]["code"] == "invalid_argument"
 
@@ -75,8 +75,8 @@ async def test_cancel_stops_a_running_job_at_its_next_progress_step(settings) ->
     reg = ToolRegistry(context=ToolContext(settings=settings))
     reg.add(spec_of(count_slowly, "test", long_running=True))
     jobs = JobManager(reg)
-    job = jobs.submit("count_slowly", {})
+    job = await jobs.submit("count_slowly", {})
     await asyncio.to_thread(STARTED.wait, 10)
-    jobs.cancel(job.id)
+    await jobs.cancel(job.id)
     state = await _wait(jobs, job.id)
     assert state["status"] == "cancelled" and state["error"]["code"] == "cancelled"

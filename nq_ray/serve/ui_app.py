@@ -1,0 +1,81 @@
+"""The web UI as its own Serve application: ``nq-ui`` at ``/ui``, one replica.
+
+Gradio's queue keeps per-session state in the replica that served the page, and Serve has no session
+affinity, so the UI runs as exactly one replica beside the multi-replica API app (with two replicas
+``queue/data`` 404s). ``serve.ingress`` takes a builder: each replica mounts the Gradio app with
+``gr.mount_gradio_app`` itself (Ray's ``GradioServer`` answers 500 with gradio 6.31). The UI talks to the
+API over HTTP (``api_url``, by default the API of these settings), never to the core. When the API has a
+bearer token the UI asks for it too (any user name, the token as password), so serving the UI does not
+open the API to people who could not call it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray import serve
+
+from nq_ray.config import Settings, load_settings
+
+UI_APP_NAME = "nq-ui"
+UI_ROUTE_PREFIX = "/ui"
+UI_DEPLOYMENT_NAME = "NQUi"
+
+
+def api_url_for(settings: Settings) -> str:
+    """Where the UI finds the API: the Serve HTTP address of these settings (0.0.0.0 → loopback)."""
+    host = settings.serve.host
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    if ":" in shown and not shown.startswith("["):
+        shown = f"[{shown}]"
+    return f"http://{shown}:{settings.serve.port}"
+
+
+def _builder(api_url: str, token: str | None) -> Any:
+    def make() -> Any:
+        from fastapi import FastAPI
+        from nq_ray_ui import mount
+
+        auth = (lambda _user, password: password == token) if token else None
+        return mount(FastAPI(), api_url, token, path="/", auth=auth)
+
+    return make
+
+
+def ui_deployment(settings: Settings | None = None, api_url: str | None = None) -> Any:
+    """The bound UI deployment: one replica of ``serve.replica_num_cpus`` CPUs."""
+    settings = settings or load_settings()
+    token = settings.mcp.auth_token.get_secret_value() if settings.mcp.auth_token else None
+
+    @serve.deployment(
+        name=UI_DEPLOYMENT_NAME,
+        num_replicas=1,
+        ray_actor_options={"num_cpus": settings.serve.replica_num_cpus},
+        max_ongoing_requests=100,
+        health_check_period_s=10,
+    )
+    @serve.ingress(_builder(api_url or api_url_for(settings), token))
+    class NQUi:
+        """The Gradio web UI (a client of the API app)."""
+
+    return NQUi.bind()
+
+
+def deploy_ui(settings: Settings, api_url: str | None = None) -> str:
+    """Deploy (or update) ``nq-ui`` at ``/ui`` on the running Serve instance; its URL."""
+    from ray.serve.schema import LoggingConfig
+
+    serve.run(
+        ui_deployment(settings, api_url),
+        name=UI_APP_NAME,
+        route_prefix=UI_ROUTE_PREFIX,
+        logging_config=LoggingConfig(log_level="WARNING", enable_access_log=False),
+    )
+    return api_url_for(settings) + UI_ROUTE_PREFIX + "/"
+
+
+def app_builder(args: dict[str, Any] | None = None) -> Any:
+    """``import_path: nq_ray.serve.ui_app:app_builder`` for ``serve run`` / ``serve deploy``
+    (``args.api_url`` overrides the API address; everything else comes from the settings)."""
+    args = dict(args or {})
+    return ui_deployment(load_settings(), api_url=args.get("api_url"))
