@@ -232,17 +232,118 @@ def config() -> None:
 @app.command()
 @_errors_to_exit
 def trade(
-    symbol: Annotated[str, typer.Option(help="root symbol, e.g. NQ")] = "NQ",
+    symbol: Annotated[str, typer.Option(help="root symbol, e.g. NQ (the loop takes several: NQ,ES)")] = "NQ",
     once: Annotated[bool, typer.Option("--once", help="run one desk cycle and exit")] = False,
+    cadence: Annotated[float, typer.Option(help="loop: seconds between cycles", min=1, max=86_400)] = 300.0,
+    windows: Annotated[
+        str, typer.Option(help="loop: trade in rth (09:30-16:00 ET), globex (any open hour) or always")
+    ] = "globex",
+    approval: Annotated[
+        bool | None, typer.Option("--approval/--no-approval", help="loop: proposals wait for a human yes")
+    ] = None,
 ) -> None:
-    """One desk cycle: analysis → risk → paper order, every decision recorded in the store first."""
-    if not once:
-        typer.echo("error [not_implemented]: the continuous desk loop is not built yet; use --once", err=True)
-        raise typer.Exit(2)
-    from nq_ray.agents.cli import trade_once
+    """The desk: one cycle with --once (analysis → risk → paper order, recorded first), else the loop,
+    printing each decision until Ctrl-C (in process; the trading_desk actor when RAY_ADDRESS is set)."""
     from nq_ray.config import load_settings
 
-    typer.echo(json.dumps(trade_once(load_settings(), symbol=symbol), indent=2, default=str))
+    if once:
+        from nq_ray.agents.cli import trade_once
+
+        typer.echo(json.dumps(trade_once(load_settings(), symbol=symbol), indent=2, default=str))
+        return
+    import asyncio
+
+    from nq_ray.agents.loop import run_loop
+
+    symbols = [s.strip() for s in symbol.split(",") if s.strip()]
+    asyncio.run(
+        run_loop(
+            load_settings(),
+            symbols=symbols,
+            cadence_s=cadence,
+            windows=windows,
+            approval_mode=approval,
+            echo=typer.echo,
+        )
+    )
+
+
+@app.command()
+@_errors_to_exit
+def replay(
+    decision_id: Annotated[int, typer.Argument(help="the desk decision's id (GET /api/decisions)", min=1)],
+    provider: Annotated[
+        str | None, typer.Option(help="ask this provider instead of the recorded one")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="ask this model (of --provider, or the recorded one)")
+    ] = None,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="ask the recorded model again, not its record")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="the full result as JSON")] = False,
+) -> None:
+    """Rebuild a recorded decision's inputs point in time, decide again and show the differences."""
+    import asyncio
+
+    from nq_ray.agents.replay import format_replay, replay_decision
+    from nq_ray.config import load_settings
+
+    result = asyncio.run(
+        replay_decision(load_settings(), decision_id, provider=provider, model=model, fresh=fresh)
+    )
+    typer.echo(result.model_dump_json(indent=2) if as_json else format_replay(result))
+
+
+@app.command("backtest-agent")
+@_errors_to_exit
+def backtest_agent(
+    symbol: Symbol = "NQ",
+    interval: Interval = "5m",
+    source: Source = "sample",
+    start: Annotated[
+        str | None, typer.Option(help="first bar traded (date or time; naive = New York)")
+    ] = None,
+    end: Annotated[str | None, typer.Option(help="last bar traded")] = None,
+    every: Annotated[int, typer.Option(help="one desk decision every N bars", min=1)] = 12,
+    warmup: Annotated[int, typer.Option(help="bars of the range before the first decision", min=0)] = 100,
+    provider: Annotated[str | None, typer.Option(help="LLM provider (default: the configured chain)")] = None,
+    model: Annotated[str | None, typer.Option(help="model of that provider")] = None,
+    contracts: Annotated[int, typer.Option(help="contracts per entry", min=1)] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="the full report as JSON")] = False,
+) -> None:
+    """Run the desk's analysis → risk decisions over past bars, point in time, as a backtest report. With
+    an LLM set NQ_LLM__CACHE=store: answers are cached by prompt hash, so a re-run is free and identical."""
+    import asyncio
+
+    from nq_ray.agents.backtest import AgentBacktestConfig, format_summary, run_agent_backtest
+    from nq_ray.config import load_settings
+
+    cfg = AgentBacktestConfig(
+        symbol=symbol,
+        interval=interval,
+        source=source,
+        start=start,
+        end=end,
+        every_bars=every,
+        warmup_bars=warmup,
+        provider=provider,
+        model=model,
+        contracts=contracts,
+    )
+
+    def tick(done: int, total: int, step: Any) -> None:
+        if not as_json and (done == total or done % 25 == 0):
+            typer.echo(
+                f"  {done}/{total} decisions (last {step.bar_time}: {step.bias} {step.confidence:.2f})"
+            )
+
+    out = asyncio.run(run_agent_backtest(load_settings(), cfg, progress=tick))
+    summary = out.summary()
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, default=str))
+        return
+    typer.echo(format_summary(summary))
 
 
 if __name__ == "__main__":  # pragma: no cover

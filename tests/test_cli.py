@@ -43,8 +43,3 @@ def test_contract_command_shows_expiry_and_roll() -> None:
 def test_validate_exit_code_reflects_quality() -> None:
     result = runner.invoke(app, ["validate"])
     assert result.exit_code == 0 and "zero_volume" in result.output
-
-
-def test_trade_without_once_says_the_loop_is_not_built() -> None:
-    result = runner.invoke(app, ["trade"])
-    assert result.exit_code == 2 and "use --once" in result.output

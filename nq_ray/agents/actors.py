@@ -1,75 +1,340 @@
-"""``DeskActor``: the trading desk as a named Ray actor (``trading_desk``, namespace ``nq``, restartable).
+"""The desk on Ray: ``DeskActor`` (named ``trading_desk``) wraps ``DeskService`` 1:1, and each agent is a
+named actor ``agent-<agent_id>`` (``AgentActor``). All are namespace ``nq``, detached and restartable
+(``max_restarts=-1``); they keep no state the store does not have, so a restart rebuilds them as they were.
 
-A thin shell: it builds the three agents over the ``tool_registry`` actor (``ActorTools``) and the LLM
-router from the settings, and keeps no state of its own — the decision log is in the store, so a
-restarted actor answers ``last_decision`` exactly as before.
+Agent actors retry a call cut short by their own death (``max_task_retries=-1``): analysis is read-only,
+and an order carries ``desk-<decision_id>`` as client order id, which the broker de-duplicates, so a retry
+never sends twice. The desk actor does not retry (a cycle recorded and cut short is finished by
+``DeskService``'s recovery when the actor comes back).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 from typing import Any
 
 import ray
-from sqlalchemy import select
 
-from nq_ray.agents.agents import ActorTools, AnalysisAgent, ExecutionAgent, RiskAgent
-from nq_ray.agents.desk import TradingDesk
+from nq_ray.agents.agents import (
+    ActorTools,
+    AnalysisAgent,
+    ExecutionAgent,
+    MemoryManager,
+    RiskAgent,
+    UsageBook,
+)
+from nq_ray.agents.models import AgentConfig, AnalysisReport, ExecutionReport, RiskAssessment
+from nq_ray.agents.service import DeskService
 from nq_ray.config import Settings
-from nq_ray.errors import InvalidArgumentError
-from nq_ray.llm.router import LLMRouter
-from nq_ray.store.models import AgentDecisionRow
-from nq_ray.store.repository import Repository
+from nq_ray.errors import InvalidArgumentError, NQRayError
 from nq_ray.tools.actor import ACTOR_NAME as REGISTRY_NAME
 from nq_ray.tools.actor import NAMESPACE, get_or_create_registry
 
 ACTOR_NAME = "trading_desk"
+AGENT_METHODS = frozenset(
+    {
+        "analyze_market",
+        "assess_trade",
+        "execute_trade",
+        "execute_task",
+        "remember_decision",
+        "remember",
+        "get_recent_memory",
+        "get_memory_by_type",
+        "llm_status",
+    }
+)
 
 
-@ray.remote(num_cpus=0, max_concurrency=4)  # type: ignore[call-overload]
-class DeskActor:
-    """Remote face of ``TradingDesk`` and of its agents' ``execute_task``."""
+def agent_actor_name(agent_id: str) -> str:
+    return f"agent-{agent_id}"
 
-    def __init__(self, settings: Settings, registry_name: str = REGISTRY_NAME) -> None:
+
+@ray.remote(num_cpus=0, max_concurrency=8)  # type: ignore[call-overload]
+class AgentActor:
+    """One agent (analysis, risk or execution) built from its config; memory and usage in the store."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        agent_type: str,
+        agent_id: str,
+        config: dict[str, Any],
+        registry_name: str = REGISTRY_NAME,
+    ) -> None:
         self.settings = settings
-        tools = ActorTools(get_or_create_registry(settings, name=registry_name))
-        self.router = LLMRouter.from_config(settings.llm)
-        self.analysis = AnalysisAgent(tools, self.router)
-        self.risk = RiskAgent(tools)
-        self.execution = ExecutionAgent(tools)
-        self._repo: Repository | None = None
+        self.agent_type = agent_type
+        self.agent_id = agent_id
+        self.config = AgentConfig.model_validate(config)
+        self.registry_name = registry_name
+        self._agent: Any = None
+        self._repo: Any = None
+        self._router: Any = None
 
     async def ready(self) -> dict[str, Any]:
-        """Liveness and the process id (changes on a restart)."""
-        return {"pid": os.getpid()}
+        return {"pid": os.getpid(), "agent_id": self.agent_id}
 
-    async def _repository(self) -> Repository:
+    async def _build(self) -> Any:
+        if self._agent is not None:
+            return self._agent
+        from nq_ray.llm.router import LLMRouter
+        from nq_ray.store.desk import DeskStore
+        from nq_ray.store.repository import Repository
+
         if self._repo is None:
             self._repo = await Repository.connect(self.settings.store_url)
-        return self._repo
+        tools = ActorTools(get_or_create_registry(self.settings, name=self.registry_name))
+        memory = MemoryManager(self._repo)
+        if self.agent_type == "analysis":
+            self._router = LLMRouter.from_config(self.settings.llm)
+            self._agent = AnalysisAgent(
+                tools,
+                self._router,
+                agent_id=self.agent_id,
+                config=self.config,
+                memory=memory,
+                usage=UsageBook(DeskStore(self._repo)),
+            )
+        elif self.agent_type == "risk":
+            self._agent = RiskAgent(tools, agent_id=self.agent_id, config=self.config, memory=memory)
+        else:
+            self._agent = ExecutionAgent(tools, agent_id=self.agent_id, config=self.config, memory=memory)
+        return self._agent
 
-    async def run_once(self, symbol: str = "NQ") -> dict[str, Any]:
-        desk = TradingDesk(self.analysis, self.risk, self.execution, await self._repository())
-        return await desk.run_once(symbol)
+    async def call(self, method: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+        if method not in AGENT_METHODS:
+            raise InvalidArgumentError(f"agent actors do not run {method!r}")
+        agent = await self._build()
+        fn = getattr(agent, method, None)
+        if fn is None:
+            raise InvalidArgumentError(f"a {self.agent_type} agent has no {method!r}")
+        out = await fn(*args, **kwargs)
+        return out.model_dump(mode="json") if hasattr(out, "model_dump") else out
+
+    async def apply_settings(self, settings: Settings) -> None:
+        self.settings = settings
+        if self._router is not None:
+            await self._router.aclose()
+        self._agent = self._router = None
+
+
+class RemoteAgent:
+    """The agent interface the desk uses, forwarded to an ``AgentActor``; answers come back typed."""
+
+    def __init__(self, handle: Any, agent_id: str, agent_type: str) -> None:
+        self.handle = handle
+        self.agent_id = agent_id
+        self.agent_type = agent_type
+
+    async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await self.handle.call.remote(method, list(args), kwargs)
+        except Exception as exc:
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, NQRayError):
+                raise cause from exc
+            raise
+
+    async def analyze_market(self, symbol: str = "NQ", analysis_depth: str = "standard") -> AnalysisReport:
+        return AnalysisReport.model_validate(await self._call("analyze_market", symbol, analysis_depth))
+
+    async def assess_trade(self, analysis: AnalysisReport | dict[str, Any]) -> RiskAssessment:
+        data = analysis.model_dump(mode="json") if isinstance(analysis, AnalysisReport) else analysis
+        return RiskAssessment.model_validate(await self._call("assess_trade", data))
+
+    async def execute_trade(
+        self, assessment: RiskAssessment | dict[str, Any], client_order_id: str | None = None
+    ) -> ExecutionReport:
+        data = assessment.model_dump(mode="json") if isinstance(assessment, RiskAssessment) else assessment
+        return ExecutionReport.model_validate(await self._call("execute_trade", data, client_order_id))
+
+    async def remember_decision(self, decision_id: int, report: AnalysisReport | dict[str, Any]) -> int:
+        data = report.model_dump(mode="json") if isinstance(report, AnalysisReport) else report
+        out: int = await self._call("remember_decision", decision_id, data)
+        return out
 
     async def execute_task(self, task: dict[str, Any]) -> dict[str, Any]:
-        """The seed's task interface: ``market_analysis``, ``assess_risk`` or ``place_trade``."""
-        for agent in (self.analysis, self.risk, self.execution):
-            if task.get("type") in agent.handlers():
-                return await agent.execute_task(task)
-        raise InvalidArgumentError(
-            f"unknown task type {task.get('type')!r}; use market_analysis, assess_risk or place_trade"
+        out: dict[str, Any] = await self._call("execute_task", json.loads(json.dumps(task, default=str)))
+        return out
+
+    async def get_recent_memory(self, n: int = 10) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = await self._call("get_recent_memory", n)
+        return out
+
+    async def get_memory_by_type(self, type: str, n: int = 10) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = await self._call("get_memory_by_type", type, n)
+        return out
+
+    async def llm_status(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = await self._call("llm_status")
+        return out
+
+
+class RayAgentHost:
+    """Agents as named, restartable actors ``agent-<agent_id>`` over the ``tool_registry`` actor."""
+
+    def __init__(self, settings: Settings, *, registry_name: str = REGISTRY_NAME, prefix: str = "") -> None:
+        self.settings = settings
+        self.registry_name = registry_name
+        self.prefix = prefix  # isolates tests that share one Ray instance
+
+    def name(self, agent_id: str) -> str:
+        return agent_actor_name(self.prefix + agent_id)
+
+    def build(self, agent_type: str, agent_id: str, config: AgentConfig) -> RemoteAgent:
+        handle = AgentActor.options(  # type: ignore[attr-defined]
+            name=self.name(agent_id),
+            namespace=NAMESPACE,
+            lifetime="detached",
+            get_if_exists=True,
+            max_restarts=-1,
+            max_task_retries=-1,
+        ).remote(self.settings, agent_type, agent_id, config.model_dump(mode="json"), self.registry_name)
+        return RemoteAgent(handle, agent_id, agent_type)
+
+    def remove(self, agent_id: str) -> None:
+        with contextlib.suppress(ValueError):
+            ray.kill(ray.get_actor(self.name(agent_id), namespace=NAMESPACE), no_restart=True)
+
+    async def apply_settings(self, settings: Settings) -> None:
+        self.settings = settings
+        # new actors pick the settings up when the desk rebuilds its agents; running ones are told now
+        for info in ray.util.list_named_actors(all_namespaces=True):
+            name = info["name"] if isinstance(info, dict) else info
+            if isinstance(name, str) and name.startswith(agent_actor_name(self.prefix)):
+                try:
+                    await ray.get_actor(name, namespace=NAMESPACE).apply_settings.remote(settings)
+                except ValueError:
+                    continue
+
+
+def _redis_publisher(url: str) -> Any:
+    """``publish(event, data)`` onto the Redis channel the serve layer's ``EventBus`` listens on."""
+    from datetime import UTC, datetime
+
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(url)
+
+    async def publish(event: str, data: dict[str, Any]) -> None:
+        msg = {"type": event, "at": datetime.now(UTC).isoformat(), "data": data}
+        await client.publish("nq:events", json.dumps(msg, default=str))
+
+    return publish
+
+
+@ray.remote(num_cpus=0, max_concurrency=16)  # type: ignore[call-overload]
+class DeskActor:
+    """Remote face of ``DeskService``: the same methods, the same answers."""
+
+    def __init__(
+        self, settings: Settings, registry_name: str = REGISTRY_NAME, agent_prefix: str = ""
+    ) -> None:
+        publish = _redis_publisher(settings.cache.url) if settings.cache.url else None
+        self.service = DeskService(
+            settings,
+            tools=ActorTools(get_or_create_registry(settings, name=registry_name)),
+            host=RayAgentHost(settings, registry_name=registry_name, prefix=agent_prefix),
+            publish=publish,
         )
 
+    async def ready(self) -> dict[str, Any]:
+        """Liveness and the process id (changes on a restart); brings the service up."""
+        await self.service.ensure()
+        return {"pid": os.getpid()}
+
+    async def run_once(self, symbol: str = "NQ") -> dict[str, Any]:
+        return await self.service.run_once(symbol)
+
+    async def start(self, symbols: list[str] | None = None, cadence_s: float | None = None) -> dict[str, Any]:
+        return await self.service.start(symbols, cadence_s)
+
+    async def stop(self) -> dict[str, Any]:
+        return await self.service.stop()
+
+    async def set_windows(self, windows: str) -> dict[str, Any]:
+        return await self.service.set_windows(windows)
+
+    async def kill(self, reason: str = "manual", who: str = "api") -> dict[str, Any]:
+        return await self.service.kill(reason, who)
+
+    async def resume(self, who: str = "api") -> dict[str, Any]:
+        return await self.service.resume(who)
+
+    async def status(self) -> dict[str, Any]:
+        return await self.service.status()
+
+    async def llm_status(self) -> dict[str, Any]:
+        return await self.service.llm_status()
+
+    async def set_approval_mode(self, on: bool) -> dict[str, Any]:
+        return await self.service.set_approval_mode(on)
+
+    async def pending_approvals(self) -> list[dict[str, Any]]:
+        return await self.service.pending_approvals()
+
+    async def approvals(self, limit: int = 50) -> list[dict[str, Any]]:
+        return await self.service.approvals(limit)
+
+    async def approve(self, approval_id: int, who: str = "api") -> dict[str, Any]:
+        return await self.service.approve(approval_id, who)
+
+    async def reject(self, approval_id: int, who: str = "api", reason: str = "") -> dict[str, Any]:
+        return await self.service.reject(approval_id, who, reason)
+
+    async def create_agent(
+        self, agent_type: str, config: dict[str, Any] | None = None, agent_id: str | None = None
+    ) -> dict[str, Any]:
+        return await self.service.create_agent(agent_type, config, agent_id)
+
+    async def list_agents(self) -> list[dict[str, Any]]:
+        return await self.service.list_agents()
+
+    async def get_agent(self, agent_id: str) -> dict[str, Any]:
+        return await self.service.get_agent(agent_id)
+
+    async def delete_agent(self, agent_id: str) -> dict[str, Any]:
+        return await self.service.delete_agent(agent_id)
+
+    async def agent_task(self, agent_id: str, task: dict[str, Any]) -> dict[str, Any]:
+        return await self.service.agent_task(agent_id, task)
+
+    async def decisions(self, limit: int = 50, symbol: str | None = None) -> list[dict[str, Any]]:
+        return await self.service.decisions(limit, symbol)
+
+    async def decision(self, decision_id: int) -> dict[str, Any]:
+        return await self.service.decision(decision_id)
+
+    async def apply_settings(self, patch: dict[str, Any]) -> dict[str, Any]:
+        return await self.service.apply_settings(patch)
+
+    async def events_since(self, seq: int = 0) -> list[dict[str, Any]]:
+        return await self.service.events_since(seq)
+
+    async def execute_task(self, task: dict[str, Any]) -> dict[str, Any]:
+        """The seed's task interface on the desk's default agents (by task type)."""
+        kind = task.get("type") if isinstance(task, dict) else None
+        owner = {
+            "market_analysis": "analysis_agent",
+            "pattern_recognition": "analysis_agent",
+            "market_summary": "analysis_agent",
+            "assess_risk": "risk_agent",
+            "place_trade": "execution_agent",
+            "manage_position": "execution_agent",
+        }.get(str(kind))
+        if owner is None:
+            raise InvalidArgumentError(
+                f"unknown task type {kind!r}; use market_analysis, pattern_recognition, market_summary, "
+                "assess_risk, place_trade or manage_position"
+            )
+        return (await self.service.agent_task(owner, task))["result"]
+
     async def last_decision(self) -> dict[str, Any] | None:
-        """The desk's latest decision row from the store (its state survives a restart)."""
-        repo = await self._repository()
-        q = select(AgentDecisionRow).where(AgentDecisionRow.agent == TradingDesk.agent_id)
-        async with repo.sessions() as s:
-            row = await s.scalar(q.order_by(AgentDecisionRow.id.desc()).limit(1))
-        if row is None:
-            return None
-        return {"id": row.id, "at": row.at.isoformat(), "symbol": row.symbol, "action": row.action}
+        """The desk's latest decision from the store (its state survives a restart)."""
+        rows = await self.service.decisions(limit=1)
+        return rows[0] if rows else None
 
 
 def get_or_create_desk(
@@ -78,8 +343,13 @@ def get_or_create_desk(
     name: str = ACTOR_NAME,
     namespace: str = NAMESPACE,
     registry_name: str = REGISTRY_NAME,
+    agent_prefix: str | None = None,
 ) -> Any:
-    """The handle of the named desk actor, created (detached, restartable) when it does not exist."""
+    """The handle of the named desk actor, created (detached, restartable) when it does not exist. Its
+    agents are actors ``agent-<prefix><id>``; the prefix defaults to ``<name>-`` for any desk but the
+    default one, so two desks in one cluster never share an agent actor."""
+    if agent_prefix is None:
+        agent_prefix = "" if name == ACTOR_NAME else f"{name}-"
     return DeskActor.options(  # type: ignore[attr-defined]
         name=name,
         namespace=namespace,
@@ -87,4 +357,4 @@ def get_or_create_desk(
         get_if_exists=True,
         max_restarts=-1,
         max_task_retries=0,
-    ).remote(settings, registry_name)
+    ).remote(settings, registry_name, agent_prefix)

@@ -60,6 +60,9 @@ class AnalysisReport(BaseModel):
     prompt: str
     raw_output: str
     inputs: dict[str, Any] = Field(description="data window + hash, indicator values, levels")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="sampling parameters sent (temperature, max_tokens) and budget"
+    )
 
 
 class TradeProposal(BaseModel):
@@ -94,3 +97,39 @@ class ExecutionReport(BaseModel):
     placed: bool
     orders: list[dict[str, Any]] = Field(default_factory=list)
     note: str = ""
+
+
+AgentType = Literal["analysis", "risk", "execution"]
+
+
+class AgentBudget(BaseModel):
+    """Per-agent daily LLM limits (UTC day); ``None`` = unlimited."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tokens_per_day: int | None = Field(default=None, ge=0)
+    usd_per_day: float | None = Field(default=None, ge=0)
+
+
+class AgentConfig(BaseModel):
+    """How an agent is built: the router provider it may use (all of them when unset), the model and
+    temperature it asks for, the tools it may call (all when unset) and its daily budget."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: str | None = Field(default=None, max_length=40, description="restrict to one router provider")
+    model: str | None = Field(default=None, max_length=256, description="override that provider's model")
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, gt=0, le=32_768, description="completion cap per call")
+    tools: list[str] | None = Field(default=None, description="tool names this agent may call; unset = all")
+    budget: AgentBudget | None = None
+    memory_items: int = Field(default=10, ge=0, le=200, description="recent memories fed into the prompt")
+
+
+class TaskReport(BaseModel):
+    """The answer of a tool-backed task (pattern_recognition, market_summary, manage_position)."""
+
+    task: str
+    symbol: str | None = None
+    summary: str
+    data: dict[str, Any] = Field(default_factory=dict)

@@ -238,3 +238,107 @@ class AuditLogRow(Base):
 
 
 Index("ix_orders_status_symbol", OrderRow.status, OrderRow.symbol)
+
+
+class LLMUsageRow(Base):
+    """One LLM call's accounting: tokens, latency and estimated cost per provider, model and caller."""
+
+    __tablename__ = "llm_usage"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    provider: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(256))
+    caller: Mapped[str] = mapped_column(String(128), index=True)
+    task: Mapped[str] = mapped_column(String(64))
+    prompt_tokens: Mapped[int] = mapped_column(Integer)
+    completion_tokens: Mapped[int] = mapped_column(Integer)
+    latency_s: Mapped[float] = mapped_column(Float)
+    cost_usd: Mapped[float] = mapped_column(Float)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    cached: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class LLMCacheRow(Base):
+    """A cached LLM answer keyed by (provider, model, parameters hash, messages hash), for replays."""
+
+    __tablename__ = "llm_cache"
+
+    key: Mapped[str] = mapped_column(String(512), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(256))
+    params_hash: Mapped[str] = mapped_column(String(64))
+    messages_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    response: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class JobRow(Base):
+    """A background tool call (``POST /api/jobs``): its state, progress, result or typed error."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tool: Mapped[str] = mapped_column(String(64))
+    who: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    arguments: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    progress: Mapped[float | None] = mapped_column(Float)
+    total: Mapped[float | None] = mapped_column(Float)
+    message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class AgentConfigRow(Base):
+    """A desk agent's configuration (type, provider, model, temperature, tools allowed, budget)."""
+
+    __tablename__ = "agent_configs"
+
+    agent_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agent_type: Mapped[str] = mapped_column(String(16))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+
+
+class DeskStateRow(Base):
+    """The trading desk's durable state by key (halted, approval mode, loop settings)."""
+
+    __tablename__ = "desk_state"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime]
+
+
+class DeskApprovalRow(Base):
+    """A risk-approved proposal waiting for a human yes (approval mode), and what became of it."""
+
+    __tablename__ = "desk_approvals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    decision_id: Mapped[int] = mapped_column(Integer, unique=True)
+    symbol: Mapped[str] = mapped_column(String(16))
+    proposal: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    assessment: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)
+    execution: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class AgentUsageRow(Base):
+    """An agent's LLM usage per UTC day (tokens and estimated USD), for its daily budget."""
+
+    __tablename__ = "agent_usage"
+
+    agent_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    tokens: Mapped[int] = mapped_column(Integer, default=0)
+    usd: Mapped[float] = mapped_column(Float, default=0.0)

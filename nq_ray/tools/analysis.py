@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, Field
@@ -41,11 +42,12 @@ def _indicators(
     period: str | None,
     source: str,
     tail: int,
+    as_of: datetime | None,
 ) -> IndicatorsResult:
     from nq_ray.analysis import compute_indicators
     from nq_ray.domain.contracts import get_contract
 
-    bars = load(settings, symbol, interval, source, start, end, period)
+    bars = load(settings, symbol, interval, source, start, end, period, as_of=as_of)
     spec: object = None
     if params:
         spec = {name: dict(params.get(name, {})) for name in (indicators or [])} | dict(params)
@@ -99,7 +101,18 @@ async def calculate_technical_indicators(
     their current values. Use for "is NQ overbought?", "where is the 50 EMA?" and similar questions."""
     ctx = current()
     return await offload(
-        _indicators, ctx.settings, symbol, interval, indicators, params, start, end, period, source, tail
+        _indicators,
+        ctx.settings,
+        symbol,
+        interval,
+        indicators,
+        params,
+        start,
+        end,
+        period,
+        source,
+        tail,
+        ctx.as_of,
     )
 
 
@@ -118,12 +131,13 @@ def _patterns(
     candle_bars: int,
     chart_bars: int,
     min_confidence: float,
+    as_of: datetime | None,
 ) -> PatternsResult:
     from nq_ray.analysis.patterns import detect_patterns as core
     from nq_ray.domain.contracts import get_contract
 
     root = get_contract(symbol).symbol
-    bars = load(settings, root, interval, source)
+    bars = load(settings, root, interval, source, as_of=as_of)
     report = core(bars, root, candle_bars=candle_bars, chart_bars=chart_bars, min_confidence=min_confidence)
     return PatternsResult(symbol=root, interval=interval, report=report, origin=origin(source, bars))
 
@@ -144,7 +158,7 @@ async def detect_patterns(
     top/bottom, head and shoulders, triangles, flags) with their confidence and key prices."""
     ctx = current()
     return await offload(
-        _patterns, ctx.settings, symbol, interval, source, candle_bars, chart_bars, min_confidence
+        _patterns, ctx.settings, symbol, interval, source, candle_bars, chart_bars, min_confidence, ctx.as_of
     )
 
 
@@ -156,13 +170,13 @@ class MomentumResult(BaseModel):
 
 
 def _momentum(
-    settings: Settings, symbol: str, interval: str, source: str, periods: list[int]
+    settings: Settings, symbol: str, interval: str, source: str, periods: list[int], as_of: datetime | None
 ) -> MomentumResult:
     from nq_ray.analysis.momentum import analyze_momentum as core
     from nq_ray.domain.contracts import get_contract
 
     root = get_contract(symbol).symbol
-    bars = load(settings, root, interval, source)
+    bars = load(settings, root, interval, source, as_of=as_of)
     return MomentumResult(
         symbol=root, interval=interval, report=core(bars, periods=periods), origin=origin(source, bars)
     )
@@ -180,7 +194,7 @@ async def analyze_momentum(
     """Momentum: rate of change over several horizons, RSI, MACD histogram, relative volume, ADX trend
     strength, multi-timeframe alignment and RSI/MACD divergences. Use for "is the move losing steam?"."""
     ctx = current()
-    return await offload(_momentum, ctx.settings, symbol, interval, source, list(periods))
+    return await offload(_momentum, ctx.settings, symbol, interval, source, list(periods), ctx.as_of)
 
 
 class LevelsResult(BaseModel):
@@ -190,12 +204,14 @@ class LevelsResult(BaseModel):
     origin: DataOrigin
 
 
-def _levels(settings: Settings, symbol: str, interval: str, source: str, max_zones: int) -> LevelsResult:
+def _levels(
+    settings: Settings, symbol: str, interval: str, source: str, max_zones: int, as_of: datetime | None
+) -> LevelsResult:
     from nq_ray.analysis.levels import find_support_resistance as core
     from nq_ray.domain.contracts import get_contract
 
     root = get_contract(symbol).symbol
-    bars = load(settings, root, interval, source)
+    bars = load(settings, root, interval, source, as_of=as_of)
     return LevelsResult(
         symbol=root,
         interval=interval,
@@ -214,4 +230,4 @@ async def find_support_resistance(
     overnight range, volume-profile POC/value area and swing zones, plus the nearest support and
     resistance. Use to place stops and targets."""
     ctx = current()
-    return await offload(_levels, ctx.settings, symbol, interval, source, max_zones)
+    return await offload(_levels, ctx.settings, symbol, interval, source, max_zones, ctx.as_of)

@@ -1,8 +1,11 @@
-"""Backtesting tools: one backtest, a performance report with Monte Carlo, strategy comparison, sweeps."""
+"""Backtesting tools: one backtest, a performance report with Monte Carlo, strategy comparison, sweeps,
+walk-forward."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import math
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -113,6 +116,11 @@ def _result(report: Any, bars: pd.DataFrame, common: dict[str, Any]) -> Backtest
     )
 
 
+def backtest_result(report: Any, bars: pd.DataFrame, *, interval: str, source: str) -> BacktestResult:
+    """The tools' summary of any ``BacktestReport`` (the agent backtest reports through it too)."""
+    return _result(report, bars, {"interval": interval, "source": source})
+
+
 def _run(
     settings: Settings,
     common: dict[str, Any],
@@ -125,8 +133,15 @@ def _run(
 
 
 def _common(
-    symbol: str, interval: str, start: str | None, end: str | None, period: str | None, source: str
+    symbol: str,
+    interval: str,
+    start: str | None,
+    end: str | None,
+    period: str | None,
+    source: str,
+    as_of: datetime | None,
 ) -> dict[str, Any]:
+    """The ``load`` arguments of a backtesting tool (``as_of``: the point-in-time cut-off, if any)."""
     return {
         "symbol": symbol,
         "interval": interval,
@@ -134,6 +149,7 @@ def _common(
         "end": end,
         "period": period,
         "source": source,
+        "as_of": as_of,
     }
 
 
@@ -159,7 +175,12 @@ async def run_backtest(
     ctx = current()
     c = (costs or CostsArgs()).model_dump()
     return await offload(
-        _run, ctx.settings, _common(symbol, interval, start, end, period, source), strategy, params, c
+        _run,
+        ctx.settings,
+        _common(symbol, interval, start, end, period, source, ctx.as_of),
+        strategy,
+        params,
+        c,
     )
 
 
@@ -242,7 +263,7 @@ async def generate_performance_report(
     return await offload(
         _report,
         ctx.settings,
-        _common(symbol, interval, start, end, period, source),
+        _common(symbol, interval, start, end, period, source, ctx.as_of),
         strategy,
         params,
         c,
@@ -286,7 +307,7 @@ def _compare(
     if rank_by not in METRIC_NAMES:
         raise InvalidArgumentError(f"unknown metric {rank_by!r}; known: {', '.join(METRIC_NAMES)}")
     bars = load(settings, **common)
-    table = core(
+    table: pd.DataFrame = core(  # type: ignore[assignment]  # a frame unless reports are asked for
         bars, [{k: v for k, v in s.items() if v is not None} for s in specs], _config(common["symbol"], costs)
     )
     table = table.sort_values(rank_by, ascending=False, kind="stable")
@@ -325,7 +346,12 @@ async def compare_strategies(
     specs = [s.model_dump() if isinstance(s, StrategySpec) else {"strategy": s} for s in strategies]
     c = (costs or CostsArgs()).model_dump()
     return await offload(
-        _compare, ctx.settings, _common(symbol, interval, start, end, period, source), specs, c, rank_by
+        _compare,
+        ctx.settings,
+        _common(symbol, interval, start, end, period, source, ctx.as_of),
+        specs,
+        c,
+        rank_by,
     )
 
 
@@ -391,16 +417,18 @@ def _sweep(
     )
 
 
+Grid = Annotated[
+    dict[str, Annotated[list[int | float], Field(min_length=1, max_length=200)]],
+    Field(
+        min_length=1, max_length=6, description='parameter → values, e.g. {"fast": [5, 10], "slow": [20, 50]}'
+    ),
+]
+OptimiseMetric = Annotated[str, Field(max_length=32, description="metric to optimise, e.g. sharpe")]
+
+
 async def run_sweep(
     strategy: Strategy = "sma_cross",
-    grid: Annotated[
-        dict[str, Annotated[list[int | float], Field(min_length=1, max_length=200)]],
-        Field(
-            min_length=1,
-            max_length=6,
-            description='parameter → values, e.g. {"fast": [5, 10], "slow": [20, 50]}',
-        ),
-    ] = {"fast": [5, 10, 20], "slow": [30, 50, 100]},  # noqa: B006 - pydantic copies defaults
+    grid: Grid = {"fast": [5, 10, 20], "slow": [30, 50, 100]},  # noqa: B006 - pydantic copies defaults
     symbol: Symbol = "NQ",
     interval: Interval = "5m",
     start: When = None,
@@ -408,7 +436,7 @@ async def run_sweep(
     period: Period = None,
     source: Source = "sample",
     costs: Costs = None,
-    metric: Annotated[str, Field(max_length=32, description="metric to optimise, e.g. sharpe")] = "sharpe",
+    metric: OptimiseMetric = "sharpe",
     top: Annotated[int, Field(ge=1, le=100, description="best rows to return")] = 10,
 ) -> SweepResult:
     """Parameter sweep (grid search) of one strategy, run as parallel Ray tasks, with progress reports.
@@ -416,19 +444,243 @@ async def run_sweep(
     winner with walk-forward or on other dates."""
     ctx = current()
     c = (costs or CostsArgs()).model_dump()
-    n = 1
-    for v in grid.values():
-        n *= len(v)
+    n = math.prod(len(v) for v in grid.values())
     if n > MAX_COMBINATIONS:
         raise InvalidArgumentError(f"grid has {n} combinations; at most {MAX_COMBINATIONS} per sweep")
     return await in_thread(
         _sweep,
         ctx.settings,
-        _common(symbol, interval, start, end, period, source),
+        _common(symbol, interval, start, end, period, source, ctx.as_of),
         strategy,
         {k: list(v) for k, v in grid.items()},
         c,
         metric,
         top,
+        progress_callback(),
+    )
+
+
+# ---------------------------------------------------------------------------------- run_walk_forward
+MAX_FOLDS = 20
+
+
+class WalkForwardFold(BaseModel):
+    """One fold: the windows (bar start times, ends inclusive), the parameters chosen in-sample and how
+    they did in-sample and out-of-sample."""
+
+    fold: int
+    train_start: str
+    train_end: str
+    test_start: str
+    test_end: str
+    train_bars: int
+    test_bars: int
+    best_params: dict[str, Any] = Field(description="the grid row with the best in-sample metric")
+    params: str = Field(description="best_params as text, e.g. 'fast=10, slow=30'")
+    in_sample: dict[str, float | None] = Field(description="every metric of best_params on the train window")
+    in_sample_score: float | None = Field(description="in_sample[metric]")
+    oos_score: float | None = Field(description="metric of best_params on the test window")
+    oos_net_pnl_usd: float | None
+    oos_n_trades: int
+    efficiency: float | None = Field(
+        description="(OOS net P&L per bar) / (in-sample net P&L per bar); null if in-sample P&L ≤ 0"
+    )
+
+
+class WalkForwardReport(BaseModel):
+    """Walk-forward analysis: per-fold windows and choices, the stitched out-of-sample result and the
+    walk-forward efficiency."""
+
+    symbol: str
+    strategy: str
+    interval: str
+    metric: str
+    mode: str
+    combinations: int = Field(description="valid parameter sets tried in each fold")
+    skipped_combinations: int
+    folds: list[WalkForwardFold]
+    oos_metrics: dict[str, float | None] = Field(description="metrics of the stitched out-of-sample equity")
+    oos_equity_curve: list[tuple[str, float]] = Field(
+        description="(time, equity USD) of the stitched out-of-sample run, about 200 points"
+    )
+    efficiency_ratio: float | None = Field(
+        description="walk-forward efficiency (Pardo): (Σ OOS net P&L / Σ test bars) ÷ (Σ in-sample net P&L "
+        "/ Σ train bars); ≥ 0.5 is usually read as robust; null if the in-sample P&L is ≤ 0"
+    )
+    first_bar_time: str
+    last_bar_time: str
+    origin: DataOrigin
+
+
+def _label(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items())
+
+
+def _rate_ratio(oos_pnl: float, test_bars: int, is_pnl: float, train_bars: int) -> float | None:
+    """Pardo's walk-forward efficiency on P&L per bar; undefined when the in-sample P&L is not positive."""
+    if test_bars <= 0 or train_bars <= 0 or not is_pnl > 0:
+        return None
+    return finite((oos_pnl / test_bars) / (is_pnl / train_bars))
+
+
+def _walk_forward(
+    settings: Settings,
+    common: dict[str, Any],
+    strategy: str,
+    grid: dict[str, list[Any]],
+    costs: dict[str, Any],
+    metric: str,
+    n_folds: int,
+    mode: str,
+    train_bars: int | None,
+    test_bars: int | None,
+    progress: Any,
+) -> WalkForwardReport:
+    from nq_ray.backtest import METRIC_NAMES, get_strategy, walk_forward
+    from nq_ray.backtest import run_backtest as backtest
+    from nq_ray.backtest.sweep import expand_grid
+    from nq_ray.backtest.walkforward import fold_bounds
+
+    if metric not in METRIC_NAMES:
+        raise InvalidArgumentError(f"unknown metric {metric!r}; known: {', '.join(METRIC_NAMES)}")
+    strat = get_strategy(strategy)
+    combos, skipped = expand_grid(strat, grid)  # unknown or invalid parameters refused before loading
+    if len(combos) * n_folds > MAX_COMBINATIONS:
+        raise InvalidArgumentError(
+            f"{len(combos)} combinations × {n_folds} folds = {len(combos) * n_folds} backtests; at most "
+            f"{MAX_COMBINATIONS} per walk-forward (shrink the grid or the folds)"
+        )
+    bars = load(settings, **common)
+    bounds = fold_bounds(len(bars), n_folds, mode, train_bars, test_bars)
+    if not bounds:
+        raise InvalidArgumentError(
+            f"{len(bars)} bars leave no test window after {train_bars} training bars; load more bars "
+            "or shrink train_bars",
+            n_bars=len(bars),
+        )
+    warm = max(strat.warmup(c) for c in combos)
+    shortest = min(b[1] - b[0] for b in bounds)
+    if shortest < warm:
+        raise InvalidArgumentError(
+            f"a training window has {shortest} bars but the grid needs {warm} to warm up; load more bars, "
+            "use fewer folds or shorter indicator windows",
+            n_bars=len(bars),
+            n_folds=n_folds,
+        )
+    config = _config(common["symbol"], costs)
+
+    def tick(done: int, total: int) -> None:
+        if progress is not None:
+            progress(done, total, f"{done}/{total} folds")
+
+    res = walk_forward(
+        bars,
+        strat,
+        grid,
+        config,
+        n_folds=n_folds,
+        mode=mode,  # type: ignore[arg-type]
+        train_bars=train_bars,
+        test_bars=test_bars,
+        metric=metric,
+        progress=tick,
+    )
+    folds: list[WalkForwardFold] = []
+    sum_is = sum_oos = 0.0
+    n_train = n_test = 0
+    for row, (tr0, tr1, te0, te1) in zip(res.folds.to_dict("records"), bounds, strict=True):
+        resolved = strat.resolve_params(row["params"])  # 10.0 → 10 where the parameter is an integer
+        best = {k: (v.item() if hasattr(v, "item") else v) for k, v in resolved.items() if k in row["params"]}
+        in_sample = _metrics(backtest(bars.iloc[tr0:tr1], strat, best, config).metrics)
+        is_pnl = in_sample["net_pnl_usd"] or 0.0
+        oos_pnl = float(row["oos_net_pnl_usd"])
+        sum_is += is_pnl
+        sum_oos += oos_pnl
+        n_train += tr1 - tr0
+        n_test += te1 - te0
+        folds.append(
+            WalkForwardFold(
+                fold=int(row["fold"]),
+                train_start=row["train_start"].isoformat(),
+                train_end=row["train_end"].isoformat(),
+                test_start=row["test_start"].isoformat(),
+                test_end=row["test_end"].isoformat(),
+                train_bars=tr1 - tr0,
+                test_bars=te1 - te0,
+                best_params=best,
+                params=_label(best),
+                in_sample=in_sample,
+                in_sample_score=in_sample[metric],
+                oos_score=finite(row[f"oos_{metric}"]),
+                oos_net_pnl_usd=finite(oos_pnl),
+                oos_n_trades=int(row["oos_n_trades"]),
+                efficiency=_rate_ratio(oos_pnl, te1 - te0, is_pnl, tr1 - tr0),
+            )
+        )
+    return WalkForwardReport(
+        symbol=config.symbol,
+        strategy=strat.name,
+        interval=common["interval"],
+        metric=metric,
+        mode=mode,
+        combinations=len(combos),
+        skipped_combinations=skipped,
+        folds=folds,
+        oos_metrics=_metrics(res.metrics),
+        oos_equity_curve=_equity_points(res.equity, 200),
+        efficiency_ratio=_rate_ratio(sum_oos, n_test, sum_is, n_train),
+        first_bar_time=bars.index[0].isoformat(),
+        last_bar_time=bars.index[-1].isoformat(),
+        origin=origin(common["source"], bars),
+    )
+
+
+async def run_walk_forward(
+    strategy: Strategy = "sma_cross",
+    grid: Grid = {"fast": [5, 10, 20], "slow": [30, 50, 100]},  # noqa: B006 - pydantic copies defaults
+    symbol: Symbol = "NQ",
+    interval: Interval = "5m",
+    start: When = None,
+    end: When = None,
+    period: Period = None,
+    source: Source = "sample",
+    costs: Costs = None,
+    metric: OptimiseMetric = "sharpe",
+    n_folds: Annotated[int, Field(ge=1, le=MAX_FOLDS, description="number of out-of-sample windows")] = 4,
+    mode: Annotated[
+        Literal["rolling", "anchored"],
+        Field(description="rolling: train on the previous window only; anchored: on everything before"),
+    ] = "rolling",
+    train_bars: Annotated[
+        int | None, Field(default=None, ge=2, le=10_000_000, description="bars per training window")
+    ] = None,
+    test_bars: Annotated[
+        int | None, Field(default=None, ge=2, le=10_000_000, description="bars per test window")
+    ] = None,
+) -> WalkForwardReport:
+    """Walk-forward analysis: for each fold, grid-search ``grid`` on a training window, trade the winner on
+    the next (unseen) window, then stitch the out-of-sample results. Use it to check whether a sweep's
+    best parameters hold up out of sample (efficiency_ratio near or above 0.5) rather than being overfit.
+    Windows default to n_folds + 1 equal blocks. Long: prefer a job (POST /api/jobs); reports progress."""
+    ctx = current()
+    c = (costs or CostsArgs()).model_dump()
+    n = math.prod(len(v) for v in grid.values())
+    if n * n_folds > MAX_COMBINATIONS:
+        raise InvalidArgumentError(
+            f"grid has {n} combinations × {n_folds} folds = {n * n_folds} backtests; at most "
+            f"{MAX_COMBINATIONS} per walk-forward"
+        )
+    return await in_thread(
+        _walk_forward,
+        ctx.settings,
+        _common(symbol, interval, start, end, period, source, ctx.as_of),
+        strategy,
+        {k: list(v) for k, v in grid.items()},
+        c,
+        metric,
+        n_folds,
+        mode,
+        train_bars,
+        test_bars,
         progress_callback(),
     )

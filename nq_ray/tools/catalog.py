@@ -27,4 +27,5 @@ def specs() -> list[ToolSpec]:
         spec_of(backtesting.generate_performance_report, "backtesting", long_running=True),
         spec_of(backtesting.compare_strategies, "backtesting", long_running=True),
         spec_of(backtesting.run_sweep, "backtesting", long_running=True),
+        spec_of(backtesting.run_walk_forward, "backtesting", long_running=True),
     ]

@@ -34,7 +34,9 @@ MAX_ROWS = 5000
 def _immutable_bars(root: str, interval: str, source: str, seed: int) -> pd.DataFrame:
     from nq_ray.data import load_bars
 
-    return load_bars(root, interval, source=source, settings=Settings(data={"synthetic_seed": seed}))
+    return load_bars(
+        root, interval, source=source, settings=Settings.model_validate({"data": {"synthetic_seed": seed}})
+    )
 
 
 def load(
@@ -45,18 +47,31 @@ def load(
     start: str | None = None,
     end: str | None = None,
     period: str | None = None,
+    *,
+    as_of: datetime | None = None,
 ) -> pd.DataFrame:
     """Bars for a tool: sample/synthetic full series are cached (they never change); ``period`` is a
-    look-back ending at the last bar."""
+    look-back ending at the last bar.
+
+    The point-in-time choke point: with ``as_of`` (a replay or an agent backtest), only bars that had
+    closed by then (start + interval ≤ ``as_of``) are kept, before anything else looks at them; ``end``
+    is clamped and ``period`` counts back from the last such bar. Every tool reads bars here."""
     from nq_ray.data import load_bars
+    from nq_ray.data.intervals import interval_length
 
     root = get_contract(symbol).symbol
     if period is not None and start is not None:
         raise InvalidArgumentError("give either period or start, not both", period=period, start=start)
+    # the latest bar start that is visible at as_of: that bar closed at or before as_of
+    cutoff = None if as_of is None else pd.Timestamp(as_of) - interval_length(interval)
+    if cutoff is not None and (end is None or _ny(end) > cutoff):
+        end = None if source in ("sample", "synthetic") and start is None else cutoff.isoformat()
     if source in ("sample", "synthetic") and start is None and end is None:
         bars = _immutable_bars(root, interval, source, settings.data.synthetic_seed)
     else:
         bars = load_bars(root, interval, start, end, source=source, settings=settings)
+    if cutoff is not None:
+        bars = bars.loc[bars.index <= cutoff]
     if period is not None and len(bars):
         first = period_start(bars.index[-1], period)
         if first is not None:
@@ -64,8 +79,20 @@ def load(
     if len(bars) == 0:
         from nq_ray.errors import DataUnavailableError
 
-        raise DataUnavailableError(f"no {root} {interval} bars for that range from {source}")
+        when = f" closed by {pd.Timestamp(as_of).isoformat()} (point in time)" if as_of is not None else ""
+        raise DataUnavailableError(f"no {root} {interval} bars for that range from {source}{when}")
     return bars
+
+
+def _ny(value: str) -> pd.Timestamp:
+    """A tool's ``end`` argument as a tz-aware time (naive = New York, like ``load_bars``); a date means
+    its last moment, so a date after ``as_of`` counts as later."""
+    ts = pd.Timestamp(value)
+    if ts.tzinfo is None:
+        ts = ts.tz_localize("America/New_York")
+    if len(value.strip()) <= 10:  # a date: the whole day
+        ts = ts + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
+    return ts
 
 
 class BarOut(BaseModel):
@@ -103,11 +130,13 @@ class PriceQuote(BaseModel):
     origin: DataOrigin
 
 
-def _price(settings: Settings, symbol: str, interval: str, source: str, now: datetime) -> PriceQuote:
+def _price(
+    settings: Settings, symbol: str, interval: str, source: str, now: datetime, as_of: datetime | None
+) -> PriceQuote:
     from nq_ray.market.sessions import session_dates, session_status
 
     contract = get_contract(symbol)
-    bars = load(settings, contract.symbol, interval, source)
+    bars = load(settings, contract.symbol, interval, source, as_of=as_of)
     tail = bars.iloc[-2000:]
     sessions = session_dates(tail.index)
     today = tail.loc[sessions == sessions[-1]]
@@ -138,7 +167,7 @@ async def get_nq_price(
     session's high/low/volume and the market state. Use this first when asked "where is NQ?". The
     ``origin`` field says whether the price is live (yahoo/tradovate) or from bundled sample data."""
     ctx = current()
-    quote = await in_thread(_price, ctx.settings, symbol, interval, source, ctx.clock())
+    quote = await in_thread(_price, ctx.settings, symbol, interval, source, ctx.now(), ctx.as_of)
     await ctx.emit("market_update", quote.model_dump(mode="json"))
     return quote
 
@@ -166,8 +195,9 @@ def _history(
     period: str | None,
     source: str,
     limit: int,
+    as_of: datetime | None,
 ) -> HistoricalData:
-    bars = load(settings, symbol, interval, source, start, end, period)
+    bars = load(settings, symbol, interval, source, start, end, period, as_of=as_of)
     shown = bars.iloc[-limit:]
     return HistoricalData(
         symbol=get_contract(symbol).symbol,
@@ -193,7 +223,9 @@ async def get_historical_data(
     """Historical OHLCV bars for charting or your own calculations, by ``start``/``end`` or a ``period``
     look-back. Prefer the analysis tools when you want indicators or levels rather than raw bars."""
     ctx = current()
-    return await in_thread(_history, ctx.settings, symbol, interval, start, end, period, source, limit)
+    return await in_thread(
+        _history, ctx.settings, symbol, interval, start, end, period, source, limit, ctx.as_of
+    )
 
 
 # ------------------------------------------------------------------------------------ get_market_hours
@@ -217,7 +249,7 @@ async def get_market_hours(at: When = None) -> MarketHours:
     """Is the futures market open right now (or at ``at``)? Globex/RTH state, the session date and the
     next open and close, from the CME calendar (holidays and early closes included)."""
     ctx = current()
-    return await in_thread(_hours, at if at is not None else ctx.clock())
+    return await in_thread(_hours, at if at is not None else ctx.now())
 
 
 # ----------------------------------------------------------------------------------- get_contract_info
@@ -281,7 +313,7 @@ async def get_contract_info(symbol: Symbol = "NQ") -> ContractInfo:
     """Contract specification: tick size and value, point value, margins, the front month, its expiry
     and the next roll date. Use it before sizing or pricing anything in dollars."""
     ctx = current()
-    return _contract(symbol, ctx.clock(), ctx.settings.risk.margins)
+    return _contract(symbol, ctx.now(), ctx.settings.risk.margins)
 
 
 # ---------------------------------------------------------------------------------- generate_mock_data
@@ -299,10 +331,13 @@ class MockData(BaseModel):
     origin: DataOrigin
 
 
-def _mock(symbol: str, interval: str, bars: int, seed: int) -> MockData:
+def _mock(symbol: str, interval: str, bars: int, seed: int, as_of: datetime | None) -> MockData:
+    from nq_ray.data.intervals import interval_length
     from nq_ray.data.sources.synthetic import generate_bars
 
-    frame = generate_bars(symbol, interval, n_bars=bars, seed=seed)
+    # point in time: even synthetic bars end by as_of (the last one closes at it at the latest)
+    end = None if as_of is None else pd.Timestamp(as_of) - interval_length(interval)
+    frame = generate_bars(symbol, interval, end=end, n_bars=bars, seed=seed)
     shown = frame.iloc[-500:]
     return MockData(
         symbol=get_contract(symbol).symbol,
@@ -335,5 +370,5 @@ async def generate_mock_data(
     Deterministic for a seed. Never use them as market data."""
     ctx = current()
     return await in_thread(
-        _mock, symbol, interval, bars, ctx.settings.data.synthetic_seed if seed is None else seed
+        _mock, symbol, interval, bars, ctx.settings.data.synthetic_seed if seed is None else seed, ctx.as_of
     )

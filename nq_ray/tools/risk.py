@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
@@ -39,16 +40,17 @@ def _var(
     method: str,
     horizon_days: int,
     source: str,
+    as_of: datetime | None,
 ) -> VaROut:
     from nq_ray.risk.var import value_at_risk
 
     root = get_contract(symbol).symbol
-    bars = load(settings, root, "1d", source)
+    bars = load(settings, root, "1d", source, as_of=as_of)
     res = value_at_risk(
         {root: contracts},
         {root: bars},
-        method=method,
-        confidence=confidence,  # type: ignore[arg-type]
+        method=method,  # type: ignore[arg-type]  # the tool's input model checks the name
+        confidence=confidence,
         horizon_bars=horizon_days,
     )
     return VaROut(symbol=root, contracts=contracts, var=res, origin=origin(source, bars))
@@ -65,7 +67,9 @@ async def calculate_var(
     """Value at Risk and Expected Shortfall (USD) of a position in one contract from daily bars:
     historical, normal, Cornish-Fisher or Monte Carlo. Use for "how much could 2 NQ lose in a day?"."""
     ctx = current()
-    return await offload(_var, ctx.settings, symbol, contracts, confidence, method, horizon_days, source)
+    return await offload(
+        _var, ctx.settings, symbol, contracts, confidence, method, horizon_days, source, ctx.as_of
+    )
 
 
 # ------------------------------------------------------------------------------ assess_portfolio_risk
@@ -93,11 +97,12 @@ def _portfolio_risk(
     method: str,
     source: str,
     broker: dict[str, Any] | None,
+    as_of: datetime | None,
 ) -> PortfolioRisk:
     from nq_ray.risk.var import value_at_risk
 
     book = {get_contract(s).symbol: q for s, q in positions.items() if q}
-    bars = {s: load(settings, s, "1d", source) for s in book}
+    bars = {s: load(settings, s, "1d", source, as_of=as_of) for s in book}
     var = None
     exposure: dict[str, float] = {}
     org = None
@@ -147,7 +152,15 @@ async def assess_portfolio_risk(
         positions = {s: int(r["quantity"]) for s, r in portfolio["positions"].items()}
         equity = float(portfolio.get("equity_usd") or equity)
     return await offload(
-        _portfolio_risk, ctx.settings, dict(positions), equity, confidence, method, source, portfolio
+        _portfolio_risk,
+        ctx.settings,
+        dict(positions),
+        equity,
+        confidence,
+        method,
+        source,
+        portfolio,
+        ctx.as_of,
     )
 
 
@@ -195,6 +208,7 @@ def _size(
     contracts: int,
     interval: str,
     source: str,
+    as_of: datetime | None,
 ) -> SizeOut:
     from nq_ray.errors import InvalidArgumentError
     from nq_ray.risk import sizing
@@ -206,7 +220,7 @@ def _size(
         if stop_ticks is None:
             raise InvalidArgumentError("fixed_fractional needs stop_ticks (distance to the stop in ticks)")
         return SizeOut(size=sizing.fixed_fractional(equity, risk_pct / 100, stop_ticks, c), equity_usd=equity)
-    bars = load(settings, c.symbol, interval, source)
+    bars = load(settings, c.symbol, interval, source, as_of=as_of)
     atr = sizing.atr_points(bars)
     size = sizing.atr_stop(equity, risk_pct / 100, atr, c, atr_multiple=atr_multiple)
     return SizeOut(size=size, equity_usd=equity, atr_pts=atr, origin=origin(source, bars))
@@ -245,4 +259,5 @@ async def calculate_position_size(
         contracts,
         interval,
         source,
+        ctx.as_of,
     )

@@ -41,7 +41,9 @@ async def test_desk_actor_analyses_through_the_registry_actor_and_recovers_from_
         data={"data_dir": str(tmp_path / "data")}, llm=LLMConfig(providers=[RULES], health_interval_s=0)
     )
     suffix = uuid.uuid4().hex[:8]
-    desk = get_or_create_desk(settings, name=f"desk_{suffix}", registry_name=f"registry_{suffix}")
+    desk = get_or_create_desk(
+        settings, name=f"desk_{suffix}", registry_name=f"registry_{suffix}", agent_prefix=f"{suffix}-"
+    )
     repo = await Repository.connect(settings.store_url)
     try:
         analysis = await desk.execute_task.remote({"type": "market_analysis", "parameters": {"symbol": "NQ"}})
@@ -56,6 +58,7 @@ async def test_desk_actor_analyses_through_the_registry_actor_and_recovers_from_
         await repo.close()
         ray_session.kill(desk)
         ray_session.kill(ray_session.get_actor(f"registry_{suffix}", namespace="nq"))
+        ray_session.kill(ray_session.get_actor(f"agent-{suffix}-analysis_agent", namespace="nq"))
 
     assert analysis["provider"] == "rules" and analysis["view"]["bias"] in ("long", "short", "flat")
     assert after["pid"] != before["pid"]

@@ -35,6 +35,7 @@ EXPECTED_TOOLS = {
     "compare_strategies",
     "generate_mock_data",
     "run_sweep",
+    "run_walk_forward",
 }
 
 # one valid call per tool (fast arguments: small grids, few simulations)
@@ -61,6 +62,7 @@ VALID_CALLS: dict[str, dict[str, Any]] = {
     },
     "generate_mock_data": {"bars": 200, "seed": 1},
     "run_sweep": {"grid": {"fast": [5, 10], "slow": [30, 50]}, "period": "1mo", "top": 3},
+    "run_walk_forward": {"grid": {"fast": [5, 10], "slow": [30, 50]}, "period": "1mo", "n_folds": 2},
 }
 
 
