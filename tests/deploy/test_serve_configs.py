@@ -72,3 +72,15 @@ def test_cluster_variant_listens_on_every_interface_of_every_node(variant: str) 
 
     assert schema.http_options.host == "0.0.0.0" and schema.http_options.port == 8000
     assert schema.proxy_location.value == "EveryNode"
+
+
+@pytest.mark.parametrize("name", ["local.yaml", *sorted(CLUSTER_VARIANTS)])
+def test_the_ui_is_its_own_application_with_exactly_one_replica(name: str) -> None:
+    """Gradio's queue keeps session state in one replica and Serve has no session affinity: the UI is a
+    separate application at /ui pinned to one replica, beside the multi-replica API."""
+    from nq_ray.serve.ui_app import UI_APP_NAME, UI_DEPLOYMENT_NAME, UI_ROUTE_PREFIX
+
+    (ui,) = [a for a in apps(name) if a["name"] == UI_APP_NAME]
+    assert ui["route_prefix"] == UI_ROUTE_PREFIX
+    assert ui["import_path"] == "nq_ray.serve.ui_app:app_builder"
+    assert [(d["name"], d["num_replicas"]) for d in ui["deployments"]] == [(UI_DEPLOYMENT_NAME, 1)]

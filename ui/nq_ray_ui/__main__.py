@@ -1,0 +1,3 @@
+from nq_ray_ui import main
+
+main()

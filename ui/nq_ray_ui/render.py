@@ -1,0 +1,147 @@
+"""Small HTML renderers for API answers: badges, key/value tables, errors, job progress."""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+import pandas as pd
+
+from nq_ray_ui.client import ApiError, NotAvailable
+
+
+def esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def usd(value: Any, signed: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    v = float(value)
+    text = f"${abs(v):,.2f}"
+    if v < 0:
+        return "−" + text
+    return ("+" + text) if signed and v > 0 else text
+
+
+def num(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return "—" if math.isnan(value) else f"{value:,.{digits}f}"
+    return str(value)
+
+
+def pct(value: Any, digits: int = 1) -> str:
+    return "—" if value is None else f"{float(value) * 100:.{digits}f}%"
+
+
+def error_html(err: BaseException | str, what: str | None = None) -> str:
+    """A readable error box: the API's message and, for validation problems, each field's problem."""
+    if isinstance(err, NotAvailable):
+        return (
+            '<div class="nq-note" role="status"><b>Not available from this server.</b> '
+            f"{esc(err.message)}. Upgrade the nq-ray server to use this panel.</div>"
+        )
+    message = err.message if isinstance(err, ApiError) else str(err)
+    items = ""
+    if isinstance(err, ApiError) and err.errors:
+        lis = "".join(
+            f"<li><code>{esc(e.get('field') or e.get('key') or e.get('loc') or e.get('path') or '')}</code> "
+            f"{esc(e.get('problem') or e.get('allowed') or e.get('msg') or e.get('message') or '')}"
+            f"{' (got ' + esc(e['value']) + ')' if e.get('value') is not None else ''}</li>"
+            for e in err.errors[:8]
+        )
+        items = f"<ul>{lis}</ul>"
+    head = f"{esc(what)} failed: " if what else ""
+    return f'<div class="nq-error" role="alert"><b>{head}</b>{esc(message)}{items}</div>'
+
+
+def ok_html(message: str) -> str:
+    return f'<div class="nq-ok" role="status">{esc(message)}</div>'
+
+
+def source_badge(origin: dict[str, Any] | None) -> str:
+    """The data source named plainly: LIVE, DELAYED, SAMPLE or SYNTHETIC."""
+    if not origin:
+        return '<span class="nq-badge nq-badge-warn">SOURCE UNKNOWN</span>'
+    source = str(origin.get("source", "?"))
+    if origin.get("live"):
+        kind, cls = "LIVE", "nq-badge-live"
+    elif source.startswith("yahoo"):
+        kind, cls = "DELAYED", "nq-badge-warn"
+    elif source == "synthetic":
+        kind, cls = "SYNTHETIC", "nq-badge-warn"
+    else:
+        kind, cls = "SAMPLE · NOT LIVE", "nq-badge-sample"
+    note = origin.get("note") or source
+    badge = f'<span class="nq-badge {cls}" title="{esc(note)}" data-testid="source">{kind}</span>'
+    return badge + f'<span class="nq-dim"> {esc(note)}</span>'
+
+
+def kv_table(rows: dict[str, Any] | list[tuple[str, Any]], cls: str = "") -> str:
+    items = rows.items() if isinstance(rows, dict) else rows
+    body = "".join(
+        f"<tr><th>{esc(k)}</th><td>{v if _is_html(v) else esc(num(v))}</td></tr>" for k, v in items
+    )
+    return f'<table class="nq-kv {cls}">{body}</table>'
+
+
+class Html(str):
+    """Marks a value already rendered as HTML."""
+
+
+def _is_html(v: Any) -> bool:
+    return isinstance(v, Html)
+
+
+def progress_html(state: dict[str, Any] | None, label: str = "job") -> str:
+    """A progress bar for a job (``/api/jobs/{id}``): determinate when the job reports progress."""
+    if not state:
+        return ""
+    status = str(state.get("status", "pending"))
+    progress, total = state.get("progress"), state.get("total")
+    frac: float | None = None
+    if progress is not None:
+        frac = float(progress) / float(total) if total else float(progress)
+        frac = max(0.0, min(1.0, frac if frac <= 1 else frac / 100))
+    if status == "succeeded":
+        frac = 1.0
+    done = status in ("succeeded", "failed", "cancelled")
+    width = f"{(frac or 0) * 100:.0f}%"
+    indeterminate = "" if frac is not None or done else " nq-indeterminate"
+    text = f"{label}: {status}"
+    if frac is not None:
+        text += f" · {frac * 100:.0f}%"
+    if state.get("message"):
+        text += f" · {state['message']}"
+    if state.get("elapsed_s") is not None:
+        text += f" · {state['elapsed_s']:.1f} s"
+    return (
+        f'<div class="nq-progress nq-{esc(status)}{indeterminate}" data-status="{esc(status)}" '
+        f'role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow="{(frac or 0) * 100:.0f}">'
+        f'<div class="nq-progress-bar" style="width:{width}"></div>'
+        f'<span class="nq-progress-text">{esc(text)}</span></div>'
+    )
+
+
+def frame(rows: list[dict[str, Any]], columns: list[str] | None = None) -> pd.DataFrame:
+    """Rows of dicts as a table: the named columns that exist, or every scalar column."""
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return pd.DataFrame({"": ["nothing yet"]})
+    if columns:
+        keep = [c for c in columns if c in df.columns]
+        if keep:
+            df = df[keep]
+    else:
+        df = df[[c for c in df.columns if df[c].map(lambda v: not isinstance(v, dict | list)).all()]]
+    for c in df.columns:
+        if df[c].dtype == float:
+            df[c] = df[c].round(4)
+    return df
