@@ -113,7 +113,14 @@ def configure_logging(
         handler.addFilter(_text_request_id)
     root.addHandler(handler)
     root.setLevel(settings.log_level)
+    # libraries that log every migration step or HTTP request at INFO: heard at DEBUG only
+    chatty_level = logging.DEBUG if settings.log_level == "DEBUG" else logging.WARNING
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(chatty_level)
     return handler
+
+
+CHATTY_LOGGERS = ("alembic", "httpx", "httpx2", "httpcore", "mcp.server.streamable_http_manager")
 
 
 def _text_request_id(record: logging.LogRecord) -> bool:

@@ -125,3 +125,15 @@ async def test_middleware_makes_a_new_id_when_none_is_sent(stream: io.StringIO) 
     ids = [first.headers["x-request-id"], second.headers["x-request-id"]]
     assert ids[0] != ids[1] and all(len(i) == 32 for i in ids)
     assert [r["request_id"] for r in lines(stream) if r["msg"] == "ping"] == ids
+
+
+def test_chatty_libraries_are_quiet_at_info_and_heard_at_debug(stream: io.StringIO) -> None:
+    logging.getLogger("alembic.runtime.migration").info("Running upgrade 0001 -> 0002")
+    logging.getLogger("httpx2").info("HTTP Request: GET http://127.0.0.1/health")
+    logging.getLogger("alembic").warning("multiple heads")
+    assert [r["msg"] for r in lines(stream)] == ["multiple heads"]
+
+    configure_logging(Settings(log_level="DEBUG"), stream=stream)
+    logging.getLogger("alembic.runtime.migration").info("Running upgrade 0002 -> 0003")
+    configure_logging(Settings(log_level="INFO"), stream=stream)  # quiet again for the tests after this
+    assert lines(stream)[-1]["msg"] == "Running upgrade 0002 -> 0003"
