@@ -1,4 +1,4 @@
-"""Body of ``nq-ray trade``: one desk cycle (analysis → risk → paper execution), recorded in the store.
+"""Body of ``nq-ray trade --once``: one desk cycle (analysis → risk → paper execution), recorded in the store.
 
 Tools run in this process; the paper broker is the ``paper_broker`` actor, so Ray is joined
 (``RAY_ADDRESS``) or a small local Ray is started when none is running.
@@ -10,11 +10,10 @@ import asyncio
 import os
 from typing import Any
 
-from nq_ray.agents.agents import AnalysisAgent, ExecutionAgent, LocalTools, RiskAgent
-from nq_ray.agents.desk import TradingDesk
+from nq_ray.agents.agents import LocalTools
+from nq_ray.agents.service import DeskService
 from nq_ray.config import Settings
 from nq_ray.llm.router import LLMRouter
-from nq_ray.store.repository import Repository
 from nq_ray.tools.context import ToolContext
 from nq_ray.tools.registry import ToolRegistry, build_registry
 
@@ -41,17 +40,14 @@ async def run_desk(
     registry: ToolRegistry | None = None,
     router: LLMRouter | None = None,
 ) -> dict[str, Any]:
-    """One ``TradingDesk.run_once`` over ``settings`` (registry and router are seams for tests)."""
+    """One ``DeskService.run_once`` over ``settings`` — the desk's own cycle, so a halted desk, approval
+    mode, memory and budgets apply as in the loop (registry and router are seams for tests)."""
     registry = registry or build_registry(ToolContext(settings=settings, broker_factory=_broker))
-    router = router or LLMRouter.from_config(settings.llm)
-    tools = LocalTools(registry)
-    repo = await Repository.connect(settings.store_url)
+    service = DeskService(settings, tools=LocalTools(registry), router=router)
     try:
-        desk = TradingDesk(AnalysisAgent(tools, router), RiskAgent(tools), ExecutionAgent(tools), repo)
-        return await desk.run_once(symbol)
+        return await service.run_once(symbol)
     finally:
-        await router.aclose()
-        await repo.close()
+        await service.close()
 
 
 def trade_once(

@@ -1,4 +1,4 @@
-"""``TradingDesk.run_once`` via ``trade_once``: the full path on the sample data, recorded before acting."""
+"""``trade_once`` (``nq-ray trade --once``): the desk's full path on the sample data, recorded first."""
 
 from __future__ import annotations
 
@@ -92,6 +92,30 @@ def test_trade_once_runs_the_full_path_and_records_a_complete_decision(
     proposal = d["risk"]["proposal"]
     assert (order["order_type"], order["limit_price"]) == ("limit", proposal["entry"])
     assert order["bracket"]["stop_loss_price"] == proposal["stop"]
+
+
+def test_trade_once_on_a_killed_desk_records_the_decision_and_sends_nothing(
+    settings: Settings, registry: ToolRegistry
+) -> None:
+    """``--once`` is the desk's own cycle: the kill switch recorded in the store holds for it too."""
+    import asyncio
+
+    from nq_ray.agents.service import DeskService
+
+    async def kill() -> None:
+        svc = DeskService(settings, tools=LocalTools(registry), router=rules_router())
+        try:
+            await svc.kill("test", who="test")
+        finally:
+            await svc.close()
+
+    asyncio.run(kill())
+    out = trade_once(settings, registry=registry, router=rules_router())
+
+    assert out["halted"] and out["execution"]["placed"] is False and not out["execution"]["orders"]
+    (decision,) = [r for r in asyncio.run(decisions(settings.store_url)) if r.id == out["decision_id"]]
+    assert decision.agent == "trading_desk"
+    assert not asyncio.run(registry.call("manage_position", {"action": "status"}, who="test"))["orders"]
 
 
 class ApprovingRisk(RiskAgent):
