@@ -90,12 +90,6 @@ async def _in_process(
     from nq_ray.tools.context import InProcessBroker, ToolContext
     from nq_ray.tools.registry import build_registry
 
-    brokers: list[InProcessBroker] = []
-
-    def broker(s: Settings) -> InProcessBroker:
-        brokers.append(InProcessBroker(s))
-        return brokers[-1]
-
     service: Any = None
 
     async def on_event(_type: str, event: dict[str, Any]) -> None:
@@ -105,7 +99,8 @@ async def _in_process(
         elif (line := describe_event(event)) is not None:
             echo(line)
 
-    registry = build_registry(ToolContext(settings=settings, broker_factory=broker))
+    context = ToolContext(settings=settings, broker_factory=InProcessBroker)
+    registry = build_registry(context)
     service = DeskService(settings, tools=LocalTools(registry), publish=on_event)
     try:
         await service.ensure()
@@ -122,8 +117,7 @@ async def _in_process(
         if service._ready:
             await service.stop()
         await service.close()
-        for b in brokers:
-            b.close()
+        context.close()
     echo(f"desk loop stopped after {service.cycles} cycle(s)")
 
 
