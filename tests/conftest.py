@@ -75,3 +75,22 @@ def nq_daily() -> pd.DataFrame:
     from nq_ray.data import load_bars
 
     return load_bars("NQ", "1d", source="sample")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> None:
+    """The local PostgreSQL (127.0.0.1:5432), started with ``../shared/services.sh`` when it is down."""
+    from nq_ray.store.testing import ensure_postgres
+
+    ensure_postgres()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty real database: a SQLite file, or a throw-away PostgreSQL database dropped afterwards."""
+    from nq_ray.store.testing import temp_database
+
+    if request.param == "postgresql":
+        request.getfixturevalue("postgres_server")
+    with temp_database(request.param, tmp_path) as url:
+        yield url

@@ -19,14 +19,6 @@ from tests.agents.deskkit import broker_registry, make_service, make_settings, o
 T0 = datetime(2026, 4, 28, 14, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "postgresql":
-        ensure_postgres()
-    with temp_database(request.param, tmp_path) as url:
-        yield url
-
-
 async def test_desk_tables_round_trip_and_approval_transitions_have_one_winner(db_url: str) -> None:
     repo = await Repository.connect(db_url)
     store = DeskStore(repo)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from nq_ray.store.testing import ensure_postgres, temp_database
 from nq_ray.testing import ScriptedLLMServer
 from nq_ray.testing.vllm_cpu import VLLMCPUServer, vllm_python
 
@@ -22,23 +20,6 @@ def server() -> Iterator[ScriptedLLMServer]:
 def server2() -> Iterator[ScriptedLLMServer]:
     with ScriptedLLMServer(default_text="secondary answer") as srv:
         yield srv
-
-
-SERVICES_SH = Path(__file__).resolve().parents[2].parent / "shared" / "services.sh"
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> None:
-    ensure_postgres(SERVICES_SH)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty real database (a SQLite file, or a throw-away PostgreSQL database dropped afterwards)."""
-    if request.param == "postgresql":
-        request.getfixturevalue("postgres_server")
-    with temp_database(request.param, tmp_path) as url:
-        yield url
 
 
 @pytest.fixture(scope="session")
