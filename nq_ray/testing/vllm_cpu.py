@@ -180,6 +180,29 @@ def server_env(work_dir: Path) -> dict[str, str]:
     return env
 
 
+def lists_model(base_url: str, *, timeout: float) -> bool:
+    """Whether the OpenAI-compatible server at ``base_url`` (``.../v1``) lists our model at ``/models``."""
+    try:
+        with urllib.request.urlopen(f"{base_url}/models", timeout=timeout) as r:
+            return r.status == 200 and MODEL_NAME in r.read().decode()
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def stop_group(proc: subprocess.Popen[Any] | None, *, grace_s: float) -> None:
+    """SIGTERM ``proc``'s process group, SIGKILL it after ``grace_s``; nothing when it already ended."""
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    except ProcessLookupError:
+        pass
+
+
 class VLLMCPUServer:
     """``python -m vllm.entrypoints.openai.api_server`` on 127.0.0.1 serving the tiny Llama."""
 
@@ -234,29 +257,16 @@ class VLLMCPUServer:
                 raise VLLMUnavailableError(
                     f"vLLM exited with code {self._proc.returncode} during start-up:\n{self.log_tail()}"
                 )
-            try:
-                with urllib.request.urlopen(f"{self.url}/v1/models", timeout=2) as r:
-                    if r.status == 200 and MODEL_NAME in r.read().decode():
-                        self.start_s = time.monotonic() - t0
-                        return self
-            except (urllib.error.URLError, OSError):
-                pass
+            if lists_model(self.base_url, timeout=2):
+                self.start_s = time.monotonic() - t0
+                return self
             time.sleep(0.5)
         self.stop()
         raise VLLMUnavailableError(f"vLLM not ready within {self.startup_timeout_s:.0f}s:\n{self.log_tail()}")
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        except ProcessLookupError:
-            pass
+        stop_group(proc, grace_s=20)
 
     def __enter__(self) -> VLLMCPUServer:
         return self if self._proc is not None else self.start()
@@ -403,14 +413,11 @@ class ServeLLMCPUApp:
                 )
             # serve.run returns (and the script says so) once every deployment is running; the ingress
             # lists the model from its config earlier, before the engine replica is up.
-            if b"NQ_SERVE_LLM_RUNNING" in self.log_path.read_bytes():
-                try:
-                    with urllib.request.urlopen(f"{self.base_url}/models", timeout=3) as r:
-                        if r.status == 200 and MODEL_NAME in r.read().decode():
-                            self.start_s = time.monotonic() - t0
-                            return self
-                except (urllib.error.URLError, OSError):
-                    pass
+            if b"NQ_SERVE_LLM_RUNNING" in self.log_path.read_bytes() and lists_model(
+                self.base_url, timeout=3
+            ):
+                self.start_s = time.monotonic() - t0
+                return self
             time.sleep(1.0)
         self.stop()
         raise VLLMUnavailableError(
@@ -419,15 +426,7 @@ class ServeLLMCPUApp:
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-            except ProcessLookupError:
-                pass
+        stop_group(proc, grace_s=60)
         if self._ray_tmp:
             _kill_processes_mentioning(self._ray_tmp)  # Ray daemons that outlived the driver, if any
 
