@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,53 +17,17 @@ from fastmcp import Client
 from fastmcp.client.transports import StdioTransport, StreamableHttpTransport
 from fastmcp.exceptions import ToolError
 
-from nq_ray.config import Settings
-from tests.serve.conftest import AUTH, TOKEN, free_port
+from tests.serve.conftest import AUTH, TOKEN, Running, deployed
 from tests.tools.conftest import EXPECTED_TOOLS, VALID_CALLS
 from tests.tools.test_mcp import MALFORMED
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
-class Running:
-    def __init__(self, base: str, settings: Settings, names: dict[str, str]) -> None:
-        self.base, self.settings, self.names = base, settings, names
-
-    @property
-    def mcp_url(self) -> str:
-        return self.base + "/mcp/"
-
-
 @pytest.fixture(scope="module")
 def app(ray_session: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    from ray import serve
-
-    from nq_ray.serve.runtime import APP_NAME, deploy
-
-    tmp = tmp_path_factory.mktemp("e2e")
-    port = free_port()
-    settings = Settings(
-        data={"data_dir": str(tmp / "data")},
-        mcp={"auth_token": TOKEN},
-        serve={"host": "127.0.0.1", "port": port, "api_replicas": 2, "replica_num_cpus": 0.1},
-    )
-    suffix = uuid.uuid4().hex[:8]
-    names = {
-        "broker_name": f"paper_broker_e2e_{suffix}",
-        "registry_name": f"tool_registry_e2e_{suffix}",
-        "desk_name": f"trading_desk_e2e_{suffix}",
-    }
-    serve.shutdown()  # a Serve left by an earlier test module would keep its own port
-    deploy(settings, **names)
-    try:
-        yield Running(f"http://127.0.0.1:{port}", settings, names)
-    finally:
-        serve.delete(APP_NAME)
-        serve.shutdown()
-        named = {a["name"] for a in ray_session.util.list_named_actors(all_namespaces=True)}
-        for name in {n for n in named if suffix in n}:  # the actors above and the desk's agent actors
-            with contextlib.suppress(ValueError):
-                ray_session.kill(ray_session.get_actor(name, namespace="nq"))
+    with deployed(ray_session, tmp_path_factory.mktemp("e2e"), "e2e") as running:
+        yield running
 
 
 def _transport(url: str, token: str | None = TOKEN) -> StreamableHttpTransport:

@@ -5,64 +5,24 @@ the broker's risk gate, ``/metrics`` adds up every replica, jobs go through the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from nq_ray.config import Settings
-from tests.serve.conftest import AUTH, TOKEN, free_port
+from tests.serve.conftest import AUTH, Running, deployed
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
-class Running:
-    def __init__(self, base: str, settings: Settings, names: dict[str, str]) -> None:
-        self.base, self.settings, self.names = base, settings, names
-
-    def post(self, path: str, body: Any) -> httpx.Response:
-        return httpx.post(self.base + path, json=body, headers=AUTH, timeout=60)
-
-    def get(self, path: str) -> httpx.Response:
-        return httpx.get(self.base + path, headers=AUTH, timeout=60)
-
-
 @pytest.fixture(scope="module")
 def live(ray_session: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    from ray import serve
-
-    from nq_ray.serve.runtime import APP_NAME, deploy
-
-    tmp = tmp_path_factory.mktemp("live")
-    port = free_port()
-    settings = Settings(
-        data={"data_dir": str(tmp / "data")},
-        mcp={"auth_token": TOKEN},
-        serve={"host": "127.0.0.1", "port": port, "api_replicas": 2, "replica_num_cpus": 0.1},
-        risk={"limits": {"trade_only_when_open": False}},  # the test may run on a weekend
-    )
-    suffix = uuid.uuid4().hex[:8]
-    names = {
-        "broker_name": f"paper_broker_live_{suffix}",
-        "registry_name": f"tool_registry_live_{suffix}",
-        "desk_name": f"trading_desk_live_{suffix}",
-    }
-    serve.shutdown()
-    deploy(settings, **names)
-    try:
-        yield Running(f"http://127.0.0.1:{port}", settings, names)
-    finally:
-        serve.delete(APP_NAME)
-        serve.shutdown()
-        named = {a["name"] for a in ray_session.util.list_named_actors(all_namespaces=True)}
-        for name in {n for n in named if suffix in n}:  # the actors above and the desk's agent actors
-            with contextlib.suppress(ValueError):
-                ray_session.kill(ray_session.get_actor(name, namespace="nq"))
+    limits = {"limits": {"trade_only_when_open": False}}  # the test may run on a weekend
+    with deployed(ray_session, tmp_path_factory.mktemp("live"), "live", risk=limits) as running:
+        yield running
 
 
 def _last_sample_close() -> float:
