@@ -120,8 +120,10 @@ def volume_profile(
     volume is spread evenly over the bins its [low, high] range touches. POC = the bin with the most
     volume (ties: the one nearest the middle of the range, then the lower one). The value area grows
     from the POC one bin at a time towards the side with more volume (ties: up) until it holds
-    ``value_area`` of the total (CBOT Market Profile convention). Prices are bin lower edges.
-    Groups are ``starts[g]`` … ``starts[g+1]-1``; a group without volume gives NaN.
+    ``value_area`` of the total (CBOT Market Profile convention). Volumes are compared within
+    1e-9 × the group's total, so rounding in the spread never decides a tie or the value-area edge.
+    Prices are bin lower edges. Groups are ``starts[g]`` … ``starts[g+1]-1``; a group without volume
+    gives NaN.
     """
     ng = starts.shape[0] - 1
     poc = np.full(ng, np.nan)
@@ -154,19 +156,24 @@ def volume_profile(
                 share = v / (hb - lb + 1)
                 for k in range(lb, hb + 1):
                     hist[k] += share
+        # volumes that are equal in exact arithmetic can differ in their last bits once spread over bins
+        # and summed (10/3 + 1/2 vs 1/2 + 10/3): compare within eps so ties and the 70 % mark are exact
+        eps = 1e-9 * total
         best = 0
         mid = (nb - 1) / 2.0
         for k in range(1, nb):
-            if hist[k] > hist[best] or (hist[k] == hist[best] and abs(k - mid) < abs(best - mid)):
+            if hist[k] > hist[best] + eps or (
+                abs(hist[k] - hist[best]) <= eps and abs(k - mid) < abs(best - mid)
+            ):
                 best = k
         lo_k = best
         hi_k = best
         acc = hist[best]
         target = value_area * total
-        while acc < target and (lo_k > 0 or hi_k < nb - 1):
+        while acc < target - eps and (lo_k > 0 or hi_k < nb - 1):
             above = hist[hi_k + 1] if hi_k < nb - 1 else -1.0
             below = hist[lo_k - 1] if lo_k > 0 else -1.0
-            if above >= below:
+            if above >= below - eps:
                 hi_k += 1
                 acc += above
             else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
@@ -108,23 +109,24 @@ def test_daily_bars_have_no_overnight_levels(nq_daily: pd.DataFrame) -> None:
 
 # ----------------------------------------------------------------------------- volume profile
 def _profile_reference(low, high, vol, tick, va=0.7):  # type: ignore[no-untyped-def]
-    """Histogram in a dict keyed by tick number; POC, then grow the value area one tick at a time."""
-    hist: dict[int, float] = {}
+    """Histogram in a dict keyed by tick number, in exact rational arithmetic (so a tie or the 70 % mark
+    is exact); POC, then grow the value area one tick at a time."""
+    hist: dict[int, Fraction] = {}
     for lo, hi, v in zip(low, high, vol, strict=True):
         if v <= 0:
             continue
         a, b = round(lo / tick), round(hi / tick)
         for k in range(a, b + 1):
-            hist[k] = hist.get(k, 0.0) + v / (b - a + 1)
+            hist[k] = hist.get(k, Fraction(0)) + Fraction(v) / (b - a + 1)
     if not hist:
         return (np.nan, np.nan, np.nan)
     keys = list(range(min(hist), max(hist) + 1))
-    h = [hist.get(k, 0.0) for k in keys]
-    mid = (len(h) - 1) / 2
+    h = [hist.get(k, Fraction(0)) for k in keys]
+    mid = Fraction(len(h) - 1, 2)
     best = max(range(len(h)), key=lambda i: (h[i], -abs(i - mid), -i))
     lo_i = hi_i = best
     acc, total = h[best], sum(h)
-    while acc < va * total and (lo_i > 0 or hi_i < len(h) - 1):
+    while acc < Fraction(str(va)) * total and (lo_i > 0 or hi_i < len(h) - 1):
         up = h[hi_i + 1] if hi_i < len(h) - 1 else -1
         dn = h[lo_i - 1] if lo_i > 0 else -1
         if up >= dn:
@@ -146,7 +148,7 @@ def test_volume_profile_equals_reference_on_real_sessions(nq_5m: pd.DataFrame) -
         assert (row.poc, row.vah, row.val) == pytest.approx(ref)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(
     rows=st.lists(
         st.tuples(st.integers(0, 40), st.integers(0, 6), st.sampled_from([0.0, 1.0, 3.0, 10.0])),
