@@ -120,7 +120,14 @@ def configure_logging(
     return handler
 
 
-CHATTY_LOGGERS = ("alembic", "httpx", "httpx2", "httpcore", "mcp.server.streamable_http_manager")
+CHATTY_LOGGERS = (
+    "alembic",
+    "httpx",
+    "httpx2",
+    "httpcore",
+    "mcp.server.streamable_http",
+    "mcp.server.streamable_http_manager",
+)
 
 
 def _text_request_id(record: logging.LogRecord) -> bool:
