@@ -30,6 +30,8 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from nq_ray.testing.asgi import ThreadedUvicorn
+
 
 @dataclass(frozen=True)
 class Step:
@@ -192,9 +194,7 @@ class ScriptedLLMServer:
     ) -> None:
         self._state = _State(default=Step(text=default_text), latency_s=latency_s)
         self._models = models or ["scripted-model"]
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._sock: socket.socket | None = None
+        self._server: ThreadedUvicorn | None = None
         self.port = 0
 
     @property
@@ -230,39 +230,20 @@ class ScriptedLLMServer:
             self._state.requests.clear()
 
     def start(self) -> ScriptedLLMServer:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self._sock = sock
-        self.port = int(sock.getsockname()[1])
-        config = uvicorn.Config(
+        self._server = ThreadedUvicorn(
             build_app(self._state, self._models),
-            log_level="warning",
+            name="llm-server",
+            force_exit=True,  # do not wait for scripted hangs to finish
             lifespan="off",
-            access_log=False,
             timeout_graceful_shutdown=1,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name=f"llm-server-{self.port}", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("scripted LLM server did not start within 10 s")
-            time.sleep(0.005)
+        ).start(timeout_s=10)
+        self.port = self._server.port
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.should_exit = True
-            self._server.force_exit = True  # do not wait for scripted hangs to finish
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        if self._sock is not None:
-            self._sock.close()
-        self._server = self._thread = self._sock = None
+            self._server.stop(timeout_s=5)
+        self._server = None
 
     def __enter__(self) -> ScriptedLLMServer:
         return self.start()

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,7 +25,6 @@ from typing import Any
 
 import pandas as pd
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -38,6 +35,7 @@ from nq_ray.config import Settings
 from nq_ray.data.sources import tradovate
 from nq_ray.domain.bars import BAR_COLUMNS, EXCHANGE_TZ
 from nq_ray.errors import CredentialsMissingError, DataUnavailableError, ProviderUnavailableError
+from nq_ray.testing.asgi import ThreadedUvicorn
 
 NOW = datetime(2026, 3, 6, 22, 0, tzinfo=UTC)  # Friday after the close
 ACCESS, MD_ACCESS = "access-token-abc", "md-token-xyz"
@@ -129,35 +127,11 @@ def build_app(state: FakeTradovate) -> Starlette:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[str, FakeTradovate]]:
     state = FakeTradovate()
-    port = _free_port()
-    srv = uvicorn.Server(
-        uvicorn.Config(
-            build_app(state),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            ws="websockets-sansio",
-            lifespan="off",
-        )
-    )
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not srv.started:
-        assert time.monotonic() < deadline, "local Tradovate server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}/v1", state
-    srv.should_exit = True
-    thread.join(timeout=5)
+    with ThreadedUvicorn(build_app(state), ws="websockets-sansio", lifespan="off") as srv:
+        yield srv.url + "/v1", state
 
 
 @pytest.fixture

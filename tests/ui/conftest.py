@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from nq_ray.testing.asgi import ThreadedUvicorn
 
 CHROMIUM = "/usr/bin/chromium"
 BROKER = "paper_broker_ui_tests"
@@ -29,27 +29,12 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+class _Server(ThreadedUvicorn):
+    """uvicorn in a thread on 127.0.0.1 whose ``start`` also waits for ``ready_path`` to answer."""
 
-
-class _Server:
-    """uvicorn in a thread on 127.0.0.1, stopped at the end of the session."""
-
-    def __init__(self, app: Any) -> None:
-        import uvicorn
-
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def start(self, ready_path: str) -> _Server:
-        self.thread.start()
-        deadline = time.monotonic() + 60
+    def start(self, ready_path: str = "/", timeout_s: float = 60.0) -> _Server:
+        super().start(timeout_s)
+        deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
                 if httpx.get(self.url + ready_path, timeout=2).status_code < 500:
@@ -57,11 +42,8 @@ class _Server:
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        raise RuntimeError(f"server on {self.url} did not start")
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
+        self.stop()
+        raise RuntimeError(f"server on {self.url} did not answer {ready_path}")
 
 
 @pytest.fixture(scope="session")
