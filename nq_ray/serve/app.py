@@ -18,6 +18,7 @@ from fastapi import Body, FastAPI, Query, Request, WebSocket, WebSocketDisconnec
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Mount
 
 from nq_ray.config import Settings, load_settings
 from nq_ray.errors import InvalidArgumentError, NQRayError
@@ -28,6 +29,7 @@ from nq_ray.serve.config_api import config_router
 from nq_ray.serve.deps import AppDeps
 from nq_ray.serve.events import EVENT_TYPES, EventBus
 from nq_ray.serve.health import Health, HealthChecker
+from nq_ray.serve.mcp_http import MCPEndpoint, MCPResponses
 from nq_ray.serve.metrics import CONTENT_TYPE, HTTPCountMiddleware, Metrics, render_totals
 from nq_ray.tools.audit import ForwardingAuditor, StoreAuditor
 from nq_ray.tools.context import InProcessBroker, ToolContext
@@ -91,7 +93,7 @@ def build_app(
     *,
     use_actors: bool | None = None,
     cors_origins: list[str] | None = None,
-    mcp_json_response: bool = False,
+    mcp_responses: MCPResponses = "auto",
     broker_name: str = "paper_broker",
     registry_name: str = "tool_registry",
     desk_name: str = "trading_desk",
@@ -152,9 +154,7 @@ def build_app(
     )
 
     mcp = build_mcp(registry, who="mcp-http")
-    mcp_app = mcp.http_app(
-        path="/", stateless_http=settings.mcp.stateless_http, json_response=mcp_json_response
-    )
+    mcp_app = MCPEndpoint(mcp, stateless=settings.mcp.stateless_http, responses=mcp_responses)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -405,7 +405,9 @@ def build_app(
         )
     api.add_middleware(HTTPCountMiddleware, metrics=metrics)  # counts 401s too
     api.add_middleware(RequestIdMiddleware)  # outermost: even a 401 carries a request id
-    api.mount(settings.mcp.path.rstrip("/") or "/mcp", mcp_app)
+    # first in the route table: an MCP call is matched at once, not after every REST route (Starlette's
+    # router and Serve's per-request route naming both walk the table in order)
+    api.router.routes.insert(0, Mount(settings.mcp.path.rstrip("/") or "/mcp", app=mcp_app))
     return api
 
 

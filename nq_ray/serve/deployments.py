@@ -11,7 +11,9 @@ from typing import Any
 from ray import serve
 
 from nq_ray.config import Settings, load_settings
+from nq_ray.errors import ConfigError
 from nq_ray.serve.app import build_app
+from nq_ray.serve.mcp_http import MCP_RESPONSES
 
 APP_NAME = "nq"
 DEPLOYMENT_NAME = "NQApi"
@@ -26,7 +28,7 @@ def _builder(settings: Settings, app_kwargs: dict[str, Any]) -> Any:
 
 def api_deployment(settings: Settings | None = None, **app_kwargs: Any) -> Any:
     """The bound deployment: ``serve.api_replicas`` replicas of ``serve.replica_num_cpus`` CPUs each;
-    ``app_kwargs`` go to ``build_app`` in each replica (cors_origins, mcp_json_response, actor names)."""
+    ``app_kwargs`` go to ``build_app`` in each replica (cors_origins, mcp_responses, actor names)."""
     settings = settings or load_settings()
 
     @serve.deployment(
@@ -46,11 +48,20 @@ def api_deployment(settings: Settings | None = None, **app_kwargs: Any) -> Any:
 def app_builder(args: dict[str, Any] | None = None) -> Any:
     """``import_path: nq_ray.serve.deployments:app_builder`` for ``serve run`` / ``serve deploy``.
 
-    ``args`` (from the Serve config) may hold ``cors_origins`` and ``mcp_json_response``; every other
-    setting comes from the environment / ``NQ_CONFIG_FILE`` as usual."""
+    ``args`` (from the Serve config) may hold ``cors_origins`` and ``mcp_responses`` (auto | json | sse);
+    every other setting comes from the environment / ``NQ_CONFIG_FILE`` as usual."""
     args = dict(args or {})
     return api_deployment(
         load_settings(),
         cors_origins=args.get("cors_origins"),
-        mcp_json_response=bool(args.get("mcp_json_response", False)),
+        mcp_responses=_mcp_responses(args.get("mcp_responses", "auto")),
     )
+
+
+def _mcp_responses(value: Any) -> Any:
+    if value not in MCP_RESPONSES:
+        raise ConfigError(
+            f"serve config args.mcp_responses must be one of {', '.join(MCP_RESPONSES)}, not {value!r}",
+            field="mcp_responses",
+        )
+    return value

@@ -1,0 +1,173 @@
+"""The MCP endpoint's response modes: plain JSON for a call, an SSE stream when the call asks for progress.
+
+In-process through the ASGI app (TestClient and raw ASGI messages, to see content types and chunked
+bodies) and with a real fastmcp ``Client`` against the app on a real uvicorn server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from fastmcp import Client
+from fastmcp.client.transports import StreamableHttpTransport
+
+from nq_ray.config import Settings
+from nq_ray.errors import ConfigError
+from nq_ray.serve.app import build_app
+from nq_ray.serve.deployments import app_builder
+from nq_ray.serve.mcp_http import PEEK_LIMIT_BYTES
+from nq_ray.testing.asgi import ThreadedUvicorn
+from tests.serve.conftest import AUTH, TOKEN
+
+SWEEP = {"grid": {"fast": [5, 10], "slow": [30, 50]}, "period": "1mo", "top": 3}
+HEADERS = {
+    **AUTH,
+    "Accept": "application/json, text/event-stream",
+    "Content-Type": "application/json",
+    "MCP-Protocol-Version": "2025-06-18",
+}
+
+
+def _call(name: str, arguments: dict[str, Any], progress_token: str | None = None) -> dict[str, Any]:
+    params: dict[str, Any] = {"name": name, "arguments": arguments}
+    if progress_token is not None:
+        params["_meta"] = {"progressToken": progress_token}
+    return {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}
+
+
+def _sse_messages(text: str) -> list[dict[str, Any]]:
+    data = [line[5:] for line in text.splitlines() if line.startswith("data:")]
+    return [json.loads(d) for d in data if d.strip()]
+
+
+@pytest.fixture
+def app_client(settings: Settings, request: pytest.FixtureRequest) -> Iterator[TestClient]:
+    app = build_app(settings, use_actors=False, mcp_responses=getattr(request, "param", "auto"))
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        yield c
+
+
+def test_a_plain_call_gets_one_json_body(app_client: TestClient) -> None:
+    r = app_client.post("/mcp/", json=_call("get_contract_info", {"symbol": "NQ"}), headers=HEADERS)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
+    body = r.json()
+    assert body["id"] == 7 and body["result"]["structuredContent"]["symbol"] == "NQ"
+
+
+def test_a_call_asking_for_progress_gets_an_sse_stream_with_progress_first(app_client: TestClient) -> None:
+    r = app_client.post("/mcp/", json=_call("run_sweep", SWEEP, progress_token="p1"), headers=HEADERS)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    messages = _sse_messages(r.text)
+    progress = [m for m in messages if m.get("method") == "notifications/progress"]
+    assert progress and all(m["params"]["progressToken"] == "p1" for m in progress)
+    assert messages[-1]["id"] == 7 and messages[-1]["result"]["structuredContent"]["combinations"] == 4
+
+
+def test_tool_errors_come_back_as_json_tool_errors(app_client: TestClient) -> None:
+    r = app_client.post("/mcp/", json=_call("get_contract_info", {"symbol": "ZZ"}), headers=HEADERS)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
+    result = r.json()["result"]
+    assert result["isError"] is True and "[unknown_symbol]" in result["content"][0]["text"]
+
+
+@pytest.mark.parametrize("app_client", ["sse"], indirect=True)
+def test_sse_mode_streams_every_call(app_client: TestClient) -> None:
+    r = app_client.post("/mcp/", json=_call("get_contract_info", {"symbol": "NQ"}), headers=HEADERS)
+    assert r.headers["content-type"].startswith("text/event-stream")
+    assert _sse_messages(r.text)[-1]["result"]["structuredContent"]["symbol"] == "NQ"
+
+
+@pytest.mark.parametrize("app_client", ["json"], indirect=True)
+def test_json_mode_answers_in_json_even_when_progress_is_asked(app_client: TestClient) -> None:
+    r = app_client.post("/mcp/", json=_call("run_sweep", SWEEP, progress_token="p1"), headers=HEADERS)
+    assert r.headers["content-type"].startswith("application/json")
+    assert r.json()["result"]["structuredContent"]["combinations"] == 4
+
+
+def _asgi_post(app: Any, chunks: list[bytes]) -> tuple[int, dict[str, str], bytes]:
+    """POST ``chunks`` as a streamed request body straight into the ASGI app (lifespan around it)."""
+
+    async def run() -> tuple[int, dict[str, str], bytes]:
+        async with app.router.lifespan_context(app):
+            incoming = [{"type": "http.request", "body": c, "more_body": True} for c in chunks]
+            incoming[-1]["more_body"] = False
+            out: list[dict[str, Any]] = []
+
+            async def receive() -> dict[str, Any]:
+                if incoming:
+                    return incoming.pop(0)
+                await asyncio.sleep(3600)
+                return {"type": "http.disconnect"}
+
+            async def send(msg: dict[str, Any]) -> None:
+                out.append(msg)
+
+            headers = [(k.lower().encode(), v.encode()) for k, v in HEADERS.items()]
+            scope = {
+                "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                "scheme": "http", "path": "/mcp/", "raw_path": b"/mcp/", "root_path": "", "query_string": b"",
+                "headers": [*headers, (b"host", b"127.0.0.1")],
+                "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+            }  # fmt: skip
+            await app(scope, receive, send)
+        start = next(m for m in out if m["type"] == "http.response.start")
+        hdrs = {k.decode(): v.decode() for k, v in start["headers"]}
+        body = b"".join(m.get("body", b"") for m in out if m["type"] == "http.response.body")
+        return start["status"], hdrs, body
+
+    return asyncio.run(run())
+
+
+def test_a_body_in_several_chunks_reaches_the_server_whole(settings: Settings) -> None:
+    body = json.dumps(_call("get_contract_info", {"symbol": "NQ"})).encode()
+    app = build_app(settings, use_actors=False)
+    status, headers, raw = _asgi_post(app, [body[:10], body[10:40], body[40:]])
+    assert status == 200 and headers["content-type"].startswith("application/json")
+    assert json.loads(raw)["result"]["structuredContent"]["symbol"] == "NQ"
+
+
+def test_a_body_past_the_peek_limit_still_gets_its_answer(settings: Settings) -> None:
+    pad = "x" * (2 * PEEK_LIMIT_BYTES)
+    body = json.dumps(_call("get_contract_info", {"symbol": "NQ", "note": pad})).encode()
+    chunks = [body[i : i + 16384] for i in range(0, len(body), 16384)]
+    status, headers, raw = _asgi_post(build_app(settings, use_actors=False), chunks)
+    assert status == 200 and headers["content-type"].startswith("text/event-stream")  # not peeked: SSE
+    result = _sse_messages(raw.decode())[-1]["result"]
+    assert result["isError"] is True and "note" in result["content"][0]["text"]  # the extra argument
+
+
+def test_an_unknown_mode_is_a_config_error(settings: Settings) -> None:
+    with pytest.raises(ValueError, match="auto, json, sse"):
+        build_app(settings, use_actors=False, mcp_responses="xml")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="mcp_responses"):
+        app_builder({"mcp_responses": "xml"})
+
+
+@pytest.fixture
+def served(settings: Settings) -> Iterator[str]:
+    """The app on a real uvicorn server on loopback, in a thread of this process."""
+    with ThreadedUvicorn(build_app(settings, use_actors=False)) as server:
+        yield server.url + "/mcp/"
+
+
+def test_a_real_client_gets_results_and_progress(served: str) -> None:
+    seen: list[tuple[float, float | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((progress, total))
+
+    async def run() -> tuple[Any, Any]:
+        transport = StreamableHttpTransport(served, headers={"Authorization": f"Bearer {TOKEN}"})
+        async with Client(transport) as client:
+            info = await client.call_tool("get_contract_info", {"symbol": "NQ"})
+            sweep = await client.call_tool("run_sweep", SWEEP, progress_handler=on_progress)
+        return info, sweep
+
+    info, sweep = asyncio.run(run())
+    assert info.structured_content["symbol"] == "NQ"
+    assert sweep.structured_content["combinations"] == 4
+    assert seen and seen[-1][0] == seen[-1][1]
