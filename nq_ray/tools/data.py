@@ -5,11 +5,13 @@ from __future__ import annotations
 import functools
 from datetime import date, datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 from pydantic import BaseModel, Field
 
 from nq_ray.config import Settings
+from nq_ray.domain.bars import EXCHANGE_TZ
 from nq_ray.domain.contracts import get_contract
 from nq_ray.errors import InvalidArgumentError
 from nq_ray.market.sessions import SessionStatus
@@ -279,6 +281,9 @@ class ContractInfo(BaseModel):
     as_of: date
 
 
+_EXCHANGE_ZONE = ZoneInfo(EXCHANGE_TZ)
+
+
 @functools.lru_cache(maxsize=256)
 def _calendar(root: str, day: date) -> tuple[str, date, date]:
     from nq_ray.market.rolls import expiry, front_contract, roll_date
@@ -289,7 +294,7 @@ def _calendar(root: str, day: date) -> tuple[str, date, date]:
 
 def _contract(symbol: str, now: datetime, margins: dict[str, float]) -> ContractInfo:
     c = get_contract(symbol)
-    day = pd.Timestamp(now).tz_convert("America/New_York").date()
+    day = now.astimezone(_EXCHANGE_ZONE).date()  # a plain datetime: pd.Timestamp costs 0.1 ms a call
     front, exp, roll = _calendar(c.symbol, day)
     return ContractInfo(
         symbol=c.symbol,
