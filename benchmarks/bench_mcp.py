@@ -13,7 +13,7 @@ Serve runs with the fast ingress ``nq-ray up`` uses (replicas serve HTTP directl
 HAProxy, ``nq_ray.serve.runtime.SERVE_FAST_INGRESS_ENV``); ``--python-proxy`` measures Serve's default
 Python proxy instead (the ~0.25× first measurement). The load generator shares the machine's cores.
 
-With the fast ingress the sequential rounds also call one replica directly on the port Serve gave it
+With the fast ingress the sequential calls also go to one replica directly on the port Serve gave it
 (read from the HAProxy config Serve wrote), which splits Serve's extra latency into the HAProxy hop and
 the replica's own request handling.
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import glob
 import os
 import re
@@ -70,23 +71,75 @@ def _wait_http(url: str, timeout_s: float = 90.0) -> None:
     raise RuntimeError(f"{url} did not come up in {timeout_s:.0f} s")
 
 
-async def _mcp_sequential(url: str, n: int, warmup: int = 100) -> dict[str, float]:
+async def _mcp_interleaved(
+    urls: dict[str, str],
+    n: int,
+    *,
+    raw: bool = False,
+    warmup: int = 100,
+    cpu_of: dict[str, list[int]] | None = None,
+) -> dict[str, dict[str, float]]:
+    """Sequential calls, one at a time, taking turns between the sides (``urls``: side → MCP URL).
+
+    Call k goes to every side in turn (the order rotates each time), so a burst of load from elsewhere
+    on the machine lands on all sides alike instead of on whichever side's round it fell in. Per side:
+    p50/p99 latency and calls/s = calls ÷ the time its own calls took.
+
+    The client is fastmcp's ``Client``, or with ``raw`` one JSON-RPC ``tools/call`` POST per call over a
+    kept-alive httpx connection — what is left of a call without an MCP client library's own work.
+    ``cpu_of`` (name → pids): the CPU seconds each group of processes used during the timed calls, under
+    ``out["cpu_s"]``."""
+    import httpx
     from fastmcp import Client
     from fastmcp.client.transports import StreamableHttpTransport
 
-    transport = StreamableHttpTransport(url, headers={"Authorization": f"Bearer {TOKEN}"})
-    async with Client(transport) as client:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call"}
+    call["params"] = {"name": TOOL, "arguments": {"symbol": "NQ"}}
+    raw_headers = headers | {"Accept": "application/json, text/event-stream"}
+    raw_headers["MCP-Protocol-Version"] = "2025-06-18"
+    async with contextlib.AsyncExitStack() as stack:
+        calls: dict[str, Any] = {}
+        for side, url in urls.items():
+            if raw:
+                http = await stack.enter_async_context(httpx.AsyncClient(timeout=30))
+
+                async def one(http: httpx.AsyncClient = http, url: str = url) -> None:
+                    r = await http.post(url, json=call, headers=raw_headers)
+                    if r.status_code != 200 or "structuredContent" not in r.text:
+                        raise RuntimeError(f"{url}: {r.status_code} {r.text[:200]}")
+
+            else:
+                transport = StreamableHttpTransport(url, headers=headers)
+                client = await stack.enter_async_context(Client(transport))
+
+                async def one(client: Any = client) -> None:
+                    await client.call_tool(TOOL, {"symbol": "NQ"})
+
+            calls[side] = one
+        sides = list(calls)
         for _ in range(warmup):  # connections, caches, every replica and HAProxy's balancing warmed up
-            await client.call_tool(TOOL, {"symbol": "NQ"})
-        lat = []
-        t0 = time.perf_counter()
-        for _ in range(n):
-            t = time.perf_counter()
-            await client.call_tool(TOOL, {"symbol": "NQ"})
-            lat.append(time.perf_counter() - t)
-        wall = time.perf_counter() - t0
-    a = np.array(lat) * 1000
-    return {"p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)), "per_s": n / wall}
+            for side in sides:
+                await calls[side]()
+        lat: dict[str, list[float]] = {side: [] for side in sides}
+        cpu0 = {name: _cpu_s(pids) for name, pids in (cpu_of or {}).items()}
+        for k in range(n):
+            for side in sides[k % len(sides) :] + sides[: k % len(sides)]:
+                t = time.perf_counter()
+                await calls[side]()
+                lat[side].append(time.perf_counter() - t)
+        cpu1 = {name: _cpu_s(pids) for name, pids in (cpu_of or {}).items()}
+    out: dict[str, dict[str, float]] = {}
+    if cpu_of:
+        out["cpu_s"] = {k: cpu1[k] - v for k, v in cpu0.items() if v is not None and cpu1[k] is not None}
+    for side, xs in lat.items():
+        a = np.array(xs) * 1000
+        out[side] = {
+            "p50_ms": float(np.percentile(a, 50)),
+            "p99_ms": float(np.percentile(a, 99)),
+            "per_s": len(xs) / float(np.sum(xs)),
+        }
+    return out
 
 
 async def _mcp_concurrent(url: str, n: int, clients: int = 8) -> float:
@@ -132,6 +185,23 @@ async def _rest(url: str, n: int, concurrency: int = 16) -> dict[str, float]:
     }
 
 
+def _cpu_s(pids: list[int]) -> float | None:
+    """CPU seconds (user + system) the processes have used so far, from ``/proc`` (None where absent)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _pids(*pgrep_args: str) -> list[int]:
+    found = subprocess.run(["pgrep", *pgrep_args], capture_output=True, text=True, check=False)
+    return [int(p) for p in found.stdout.split()]
+
+
 def _replica_url(serve_port: int) -> str | None:
     """A replica's own HTTP address from the HAProxy config that fronts ``serve_port`` (None if absent)."""
     for path in sorted(glob.glob("/tmp/haproxy-serve/*/haproxy.cfg"), key=os.path.getmtime, reverse=True):
@@ -142,22 +212,18 @@ def _replica_url(serve_port: int) -> str | None:
     return None
 
 
-def _median_round(rounds: list[dict[str, float]]) -> dict[str, float]:
-    return {k: float(np.median([r[k] for r in rounds])) for k in rounds[0]}
-
-
 def run(quick: bool = False, fast_ingress: bool = True) -> dict[str, Any]:
     """Start Ray + Serve + a uvicorn process, measure, tear everything down; the numbers.
 
-    Sequential MCP calls run in alternating rounds (Serve, uvicorn, Serve, ...) and each side reports its
-    median round, so a burst of load from elsewhere on the machine hits both sides alike."""
+    Sequential MCP calls take turns between the sides call by call (``_mcp_interleaved``), so a burst of
+    load from elsewhere on the machine hits every side alike."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     from nq_ray.config import Settings
     from nq_ray.serve.runtime import deploy, start_ray
 
-    n_seq = 100 if quick else 300
-    rounds = 2 if quick else 3
+    n_seq = 300 if quick else 1000
+    n_conc = 160 if quick else 480
     n_rest = 160 if quick else 480
     tmp = Path(tempfile.mkdtemp(prefix="nqb"))
     settings = Settings(
@@ -184,16 +250,16 @@ def run(quick: bool = False, fast_ingress: bool = True) -> dict[str, Any]:
         _wait_http(uv_url + "/health")
         _wait_http(serve_url + "/health")
         direct = _replica_url(settings.serve.port) if fast_ingress else None
-        seq: dict[str, list[dict[str, float]]] = {"serve": [], "uvicorn": [], "direct": []}
-        for _ in range(rounds):
-            seq["serve"].append(asyncio.run(_mcp_sequential(serve_url + "/mcp/", n_seq)))
-            seq["uvicorn"].append(asyncio.run(_mcp_sequential(uv_url + "/mcp/", n_seq)))
-            if direct:
-                seq["direct"].append(asyncio.run(_mcp_sequential(direct + "/mcp/", n_seq)))
-        out["serve_seq"], out["uvicorn_seq"] = _median_round(seq["serve"]), _median_round(seq["uvicorn"])
-        out["direct_seq"] = _median_round(seq["direct"]) if seq["direct"] else None
-        out["serve_conc"] = asyncio.run(_mcp_concurrent(serve_url + "/mcp/", n_seq))
-        out["uvicorn_conc"] = asyncio.run(_mcp_concurrent(uv_url + "/mcp/", n_seq))
+        sides = {"serve": serve_url + "/mcp/", "uvicorn": uv_url + "/mcp/"}
+        if direct:
+            sides["direct"] = direct + "/mcp/"
+        out["seq"] = asyncio.run(_mcp_interleaved(sides, n_seq))
+        cpu_of = {"uvicorn": [proc.pid], "replicas": _pids("-f", "ServeReplica:nq:NQApi")}
+        cpu_of |= {"haproxy": _pids("-x", "haproxy"), "client": [os.getpid()]}
+        out["raw_seq"] = asyncio.run(_mcp_interleaved(sides, n_seq, raw=True, cpu_of=cpu_of))
+        out["n_seq"] = n_seq
+        out["serve_conc"] = asyncio.run(_mcp_concurrent(serve_url + "/mcp/", n_conc))
+        out["uvicorn_conc"] = asyncio.run(_mcp_concurrent(uv_url + "/mcp/", n_conc))
         out["rest_2"] = asyncio.run(_rest(serve_url + "/api/market/nq-price", n_rest))
         one = settings.model_copy(update={"serve": settings.serve.model_copy(update={"api_replicas": 1})})
         deploy(one)
@@ -220,20 +286,30 @@ def _settings_json(settings: Any) -> str:
 
 def main(quick: bool = False, python_proxy: bool = False) -> None:
     r = run(quick, fast_ingress=not python_proxy)
-    s, u = r["serve_seq"], r["uvicorn_seq"]
     ingress = "Python proxy" if python_proxy else "HAProxy + direct ingress"
-    print(f"Serve ingress: {ingress}; sequential rows: median of alternating rounds after 100 warm-up calls")
+    print(f"Serve ingress: {ingress}; sequential rows: the sides take turns call by call (100 warm-up calls)")
     print()
     print("| MCP `get_contract_info` | Serve (2 replicas) | uvicorn (same app) | Serve / uvicorn |")
     print("| --- | ---: | ---: | ---: |")
-    print(f"| sequential calls/s | {s['per_s']:.0f} | {u['per_s']:.0f} | {s['per_s'] / u['per_s']:.2f}× |")
-    print(f"| p50 latency | {s['p50_ms']:.2f} ms | {u['p50_ms']:.2f} ms | |")
-    print(f"| p99 latency | {s['p99_ms']:.2f} ms | {u['p99_ms']:.2f} ms | |")
-    d = r.get("direct_seq")
-    if d:
+    for label, seq in (("fastmcp `Client`", r["seq"]), ("raw JSON-RPC POST", r["raw_seq"])):
+        s, u, d = seq["serve"], seq["uvicorn"], seq.get("direct")
+        ratio = s["per_s"] / u["per_s"]
+        print(f"| {label}: sequential calls/s | {s['per_s']:.0f} | {u['per_s']:.0f} | {ratio:.2f}× |")
+        print(f"| {label}: p50 / p99 | {s['p50_ms']:.2f} / {s['p99_ms']:.2f} ms | {u['p50_ms']:.2f} / "
+              f"{u['p99_ms']:.2f} ms | |")  # fmt: skip
+        if d:
+            print(
+                f"| {label}: one replica's own port, no HAProxy: p50 / p99 | {d['p50_ms']:.2f} / "
+                f"{d['p99_ms']:.2f} ms | | {d['per_s'] / u['per_s']:.2f}× |"
+            )
+    cpu, n = r["raw_seq"].get("cpu_s", {}), r["n_seq"]
+    if {"uvicorn", "replicas"} <= set(cpu):
+        replica_calls = n * (2 if r["raw_seq"].get("direct") else 1)  # the direct calls hit a replica too
+        ms = {k: v / n * 1000 for k, v in cpu.items()}
+        replica_ms = cpu["replicas"] / replica_calls * 1000
         print(
-            f"| one replica's own port, no HAProxy: p50 / p99 | {d['p50_ms']:.2f} / {d['p99_ms']:.2f} ms "
-            f"| | {d['per_s'] / u['per_s']:.2f}× |"
+            f"| raw JSON-RPC POST: CPU per call (/proc) | replica {replica_ms:.2f} ms"
+            f" + HAProxy {ms.get('haproxy', float('nan')):.2f} ms | {ms['uvicorn']:.2f} ms | |"
         )
     print(
         f"| 8 clients, calls/s | {r['serve_conc']:.0f} | {r['uvicorn_conc']:.0f} | "
