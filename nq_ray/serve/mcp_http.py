@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any, Literal
 
 from fastmcp import FastMCP
+from fastmcp.server.http import StarletteWithLifespan
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -45,21 +46,26 @@ class MCPEndpoint:
         if responses == "auto" and not stateless:
             responses = "sse"
         self.responses: MCPResponses = responses
-        self._json = mcp.http_app(path="/", stateless_http=stateless, json_response=True)
-        self._sse = mcp.http_app(path="/", stateless_http=stateless, json_response=False)
-        self._apps = {"json": [self._json], "sse": [self._sse], "auto": [self._json, self._sse]}[responses]
+        # one FastMCP server behind one transport, or behind both in "auto"
+        self._apps: dict[str, StarletteWithLifespan] = {}
+        if responses != "sse":
+            self._apps["json"] = mcp.http_app(path="/", stateless_http=stateless, json_response=True)
+        if responses != "json":
+            self._apps["sse"] = mcp.http_app(path="/", stateless_http=stateless, json_response=False)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Any) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            for sub in self._apps:
+            for sub in self._apps.values():
                 await stack.enter_async_context(sub.lifespan(app))
             yield
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.responses != "auto" or scope["type"] != "http" or scope.get("method") != "POST":
-            app = self._json if self.responses == "json" else self._sse
-            await app(scope, receive, send)
+        if len(self._apps) == 1:
+            await next(iter(self._apps.values()))(scope, receive, send)
+            return
+        if scope["type"] != "http" or scope.get("method") != "POST":
+            await self._apps["sse"](scope, receive, send)
             return
         read: list[Message] = []
         size, complete = 0, False
@@ -73,7 +79,7 @@ class MCPEndpoint:
                 complete = True
                 break
         body = b"".join(m.get("body", b"") for m in read)
-        app = self._json if complete and PROGRESS_MARK not in body else self._sse
+        app = self._apps["json" if complete and PROGRESS_MARK not in body else "sse"]
 
         async def replay() -> Message:
             return read.pop(0) if read else await receive()

@@ -171,3 +171,12 @@ def test_a_real_client_gets_results_and_progress(served: str) -> None:
     assert info.structured_content["symbol"] == "NQ"
     assert sweep.structured_content["combinations"] == 4
     assert seen and seen[-1][0] == seen[-1][1]
+
+
+def test_a_stateful_server_always_streams() -> None:
+    from fastmcp import FastMCP
+
+    from nq_ray.serve.mcp_http import MCPEndpoint
+
+    assert MCPEndpoint(FastMCP("t"), stateless=False).responses == "sse"  # sessions live in one transport
+    assert MCPEndpoint(FastMCP("t"), stateless=True).responses == "auto"
