@@ -203,6 +203,14 @@ def stop_group(proc: subprocess.Popen[Any] | None, *, grace_s: float) -> None:
         pass
 
 
+def _tail(path: Path, n: int) -> str:
+    """The last ``n`` characters of a log file ("" when it is not there yet)."""
+    try:
+        return path.read_text(errors="replace")[-n:]
+    except OSError:
+        return ""
+
+
 class VLLMCPUServer:
     """``python -m vllm.entrypoints.openai.api_server`` on 127.0.0.1 serving the tiny Llama."""
 
@@ -233,10 +241,7 @@ class VLLMCPUServer:
         return f"{self.url}/v1"
 
     def log_tail(self, n: int = 4000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-n:]
-        except OSError:
-            return ""
+        return _tail(self.log_path, n)
 
     def start(self) -> VLLMCPUServer:
         t0 = time.monotonic()
@@ -355,10 +360,7 @@ class ServeLLMCPUApp:
         return f"http://127.0.0.1:{self.port}{self.app.get('route_prefix', '/')}/v1".replace("//v1", "/v1")
 
     def log_tail(self, n: int = 6000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-n:]
-        except OSError:
-            return ""
+        return _tail(self.log_path, n)
 
     def start(self) -> ServeLLMCPUApp:
         import tempfile
