@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from nq_ray.errors import ConfigError
-from nq_ray.llm.config import LLMConfig
-from nq_ray.risk.limits import RiskLimits
+from nq_ray.settings.llm import LLMConfig
+from nq_ray.settings.risk import RiskLimits
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 
