@@ -40,6 +40,14 @@ def _now(at: str | None) -> datetime:
     return to_exchange_time(at if at is not None else datetime.now(UTC)).to_pydatetime()
 
 
+def _load_bars() -> Any:
+    """``load_bars``, with the store's cache (Redis when ``cache.url`` is set) as its default cache."""
+    import nq_ray.store.cache  # noqa: F401  (importing it installs the store's cache for load_bars)
+    from nq_ray.data import load_bars
+
+    return load_bars
+
+
 Symbol = Annotated[str, typer.Option("--symbol", "-s", help="root symbol or alias: NQ, MNQ, ES, NQ=F, NQH26")]
 Interval = Annotated[str, typer.Option("--interval", "-i", help="1m 2m 5m 15m 30m 1h 4h 1d 1wk")]
 Source = Annotated[
@@ -60,12 +68,12 @@ def status(
 ) -> None:
     """Market and data status: load and validate bars, print the session, front month and latest bar."""
     from nq_ray.config import load_settings
-    from nq_ray.data import load_bars
     from nq_ray.data.quality import validate_bars
     from nq_ray.domain.contracts import get_contract
     from nq_ray.market.rolls import front_contract
     from nq_ray.market.sessions import session_dates, session_status
 
+    load_bars = _load_bars()
     settings = load_settings()
     contract = get_contract(symbol)
     now = _now(at)
@@ -157,8 +165,7 @@ def bars(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table")] = False,
 ) -> None:
     """Print bars from any source."""
-    from nq_ray.data import load_bars
-
+    load_bars = _load_bars()
     frame = load_bars(symbol, interval, start, end, source=source).tail(tail)
     if as_json:
         for t, row in frame.iterrows():
@@ -176,9 +183,9 @@ def validate(
     outlier_z: Annotated[float, typer.Option(help="robust z-score threshold")] = 3.0,
 ) -> None:
     """Data-quality report: missing bars vs the session calendar, duplicates, OHLC, ticks, outliers."""
-    from nq_ray.data import load_bars
     from nq_ray.data.quality import validate_bars
 
+    load_bars = _load_bars()
     report = validate_bars(load_bars(symbol, interval, source=source), symbol, interval, outlier_z)
     typer.echo(report.summary())
     for issue in report.issues:

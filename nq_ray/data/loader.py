@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from nq_ray.config import Settings, load_settings
+from nq_ray.data.cache import BarCache, bars_key, default_cache
 from nq_ray.data.intervals import interval_length, parse_interval
 from nq_ray.data.resample import resample_bars
 from nq_ray.data.sources import files
@@ -40,11 +41,14 @@ def load_bars(
     source: str = "sample",
     *,
     settings: Settings | None = None,
-    cache: Any = None,
+    cache: BarCache | None = None,
 ) -> pd.DataFrame:
     """Bars for ``symbol`` at ``interval`` in [start, end] from ``source``, as a bar frame.
 
     ``start``/``end`` may be dates or timestamps; naive ones are read as America/New_York wall time.
+    Remote sources (``yahoo``, ``tradovate``) are cached in ``cache``; without one, in the process default
+    (``nq_ray.data.cache.default_cache``: the store's Redis cache once ``nq_ray.store.cache`` is imported
+    and ``cache.url`` is set, else the shared in-process cache).
     Raises ``unknown_symbol``, ``invalid_argument`` (interval, range), ``invalid_bars`` (bad file) or
     ``data_unavailable`` (nothing for the request).
     """
@@ -107,12 +111,11 @@ def _to_interval(bars: pd.DataFrame, interval: str, source: str) -> pd.DataFrame
 
 
 def _remote(
-    kind: str, root: str, interval: str, s: Any, e: Any, settings: Settings, cache: Any
+    kind: str, root: str, interval: str, s: Any, e: Any, settings: Settings, cache: BarCache | None
 ) -> pd.DataFrame:
     from nq_ray.data.sources import tradovate, yahoo
-    from nq_ray.store.cache import bars_key, make_cache
 
-    cache = cache if cache is not None else make_cache(settings.cache, fallback_to_memory=True)
+    cache = cache if cache is not None else default_cache(settings.cache)
     key = bars_key(kind, root, interval, s, e)
     hit = cache.get_frame(key)
     if hit is not None:

@@ -5,138 +5,60 @@ via pyarrow keeps float64 columns, the tz-aware index and its name). ``RedisCach
 with its namespace, so ``clear()`` removes only its own keys; a Redis that is down raises
 ``ProviderUnavailableError``. ``make_cache(settings.cache)`` picks the implementation from the URL and
 returns one shared instance per (URL, namespace), so repeated ``load_bars`` calls share the cache.
+
+``MemoryCache`` and the bar-cache port ``load_bars`` takes (``BarCache``) live below the store, in
+``nq_ray.data.cache``, and are re-exported here. Importing this module installs ``bars_cache`` as
+``load_bars``'s default cache; composition roots also pass it explicitly (``load_bars(..., cache=)``).
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import threading
-import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import pandas as pd
 import redis
 
 from nq_ray.config import CacheSettings
+from nq_ray.data.cache import (
+    BarCache,
+    MemoryCache,
+    bars_key,
+    check_ttl,
+    frame_from_bytes,
+    frame_to_bytes,
+    set_default_cache,
+    shared_memory_cache,
+)
 from nq_ray.errors import InvalidArgumentError, ProviderUnavailableError
+
+__all__ = [
+    "Cache",
+    "MemoryCache",
+    "RedisCache",
+    "bars_cache",
+    "bars_key",
+    "frame_from_bytes",
+    "frame_to_bytes",
+    "make_cache",
+]
 
 log = logging.getLogger(__name__)
 
 
-def frame_to_bytes(frame: pd.DataFrame) -> bytes:
-    """A DataFrame as Parquet bytes (lossless for bar frames: dtypes, tz-aware index and its name)."""
-    buf = io.BytesIO()
-    frame.to_parquet(buf, engine="pyarrow", index=True)
-    return buf.getvalue()
-
-
-def frame_from_bytes(data: bytes) -> pd.DataFrame:
-    """The inverse of ``frame_to_bytes``."""
-    return pd.read_parquet(io.BytesIO(data), engine="pyarrow")
-
-
-def bars_key(source: str, root: str, interval: str, start: Any, end: Any) -> str:
-    """Cache key of a bar request; bounds are written in UTC so equal instants give equal keys."""
-
-    def iso(ts: Any) -> str:
-        if ts is None:
-            return "-"
-        t = pd.Timestamp(ts)
-        return (t.tz_convert("UTC") if t.tzinfo else t).isoformat()
-
-    return f"bars:{source}:{root}:{interval}:{iso(start)}:{iso(end)}"
-
-
-def _check_ttl(ttl_s: float | None) -> None:
-    if ttl_s is not None and not ttl_s > 0:
-        raise InvalidArgumentError(f"ttl_s must be positive or None (no expiry), got {ttl_s}", ttl_s=ttl_s)
-
-
 @runtime_checkable
-class Cache(Protocol):
-    """What ``load_bars`` and the rest of nq-ray use; both implementations follow it."""
+class Cache(BarCache, Protocol):
+    """What nq-ray uses of a cache (``load_bars`` needs only the ``BarCache`` part); both
+    implementations follow it."""
 
     def get(self, key: str) -> bytes | None: ...
     def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None: ...
-    def get_frame(self, key: str) -> pd.DataFrame | None: ...
-    def set_frame(self, key: str, frame: pd.DataFrame, ttl_s: float | None = None) -> None: ...
     def delete(self, key: str) -> bool: ...
     def clear(self) -> int: ...
     def ping(self) -> bool: ...
-
-
-class MemoryCache:
-    """In-process LRU cache of at most ``max_items`` entries, each with its own TTL; thread-safe.
-
-    Frames are stored as copies and handed out as copies, so callers cannot mutate a cached frame.
-    ``clock`` (monotonic seconds) is injectable for tests.
-    """
-
-    def __init__(self, max_items: int = 512, *, clock: Callable[[], float] = time.monotonic) -> None:
-        if max_items <= 0:
-            raise InvalidArgumentError(f"max_items must be positive, got {max_items}", max_items=max_items)
-        self.max_items = max_items
-        self._clock = clock
-        self._items: OrderedDict[str, tuple[float | None, bytes | pd.DataFrame]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def _get(self, key: str) -> bytes | pd.DataFrame | None:
-        with self._lock:
-            entry = self._items.get(key)
-            if entry is None:
-                return None
-            expires, value = entry
-            if expires is not None and self._clock() >= expires:
-                del self._items[key]
-                return None
-            self._items.move_to_end(key)
-            return value
-
-    def _set(self, key: str, value: bytes | pd.DataFrame, ttl_s: float | None) -> None:
-        _check_ttl(ttl_s)
-        expires = None if ttl_s is None else self._clock() + ttl_s
-        with self._lock:
-            self._items[key] = (expires, value)
-            self._items.move_to_end(key)
-            while len(self._items) > self.max_items:
-                self._items.popitem(last=False)
-
-    def get(self, key: str) -> bytes | None:
-        value = self._get(key)
-        return frame_to_bytes(value) if isinstance(value, pd.DataFrame) else value
-
-    def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
-        self._set(key, bytes(value), ttl_s)
-
-    def get_frame(self, key: str) -> pd.DataFrame | None:
-        value = self._get(key)
-        if value is None:
-            return None
-        return value.copy() if isinstance(value, pd.DataFrame) else frame_from_bytes(value)
-
-    def set_frame(self, key: str, frame: pd.DataFrame, ttl_s: float | None = None) -> None:
-        self._set(key, frame.copy(), ttl_s)
-
-    def delete(self, key: str) -> bool:
-        with self._lock:
-            return self._items.pop(key, None) is not None
-
-    def clear(self) -> int:
-        with self._lock:
-            n = len(self._items)
-            self._items.clear()
-            return n
-
-    def ping(self) -> bool:
-        return True
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._items)
 
 
 class RedisCache:
@@ -186,7 +108,7 @@ class RedisCache:
         return value if isinstance(value, bytes) else str(value).encode()  # a client given decode_responses
 
     def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
-        _check_ttl(ttl_s)
+        check_ttl(ttl_s)
         px = None if ttl_s is None else max(1, round(ttl_s * 1000))
         with self._errors("set"):
             self._client.set(self._k(key), bytes(value), px=px)
@@ -230,7 +152,7 @@ def _glob_escape(text: str) -> str:
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
 
 
-_SHARED: dict[tuple[str | None, str, int], MemoryCache | RedisCache] = {}
+_SHARED: dict[tuple[str, str, int], RedisCache] = {}
 _SHARED_LOCK = threading.Lock()
 
 
@@ -247,26 +169,36 @@ def make_cache(
     max_items) for the whole process, so callers that build a cache per request still share it.
     """
     settings = settings or CacheSettings()
+    if settings.url is None:
+        if shared:  # the same instance load_bars uses by default (nq_ray.data.cache)
+            return shared_memory_cache(settings.namespace, settings.max_items)
+        return MemoryCache(settings.max_items)
     key = (settings.url, settings.namespace, settings.max_items)
     if shared:
         with _SHARED_LOCK:
             hit = _SHARED.get(key)
         if hit is not None:
             return hit
-    cache: MemoryCache | RedisCache
-    if settings.url is None:
-        cache = MemoryCache(settings.max_items)
-    else:
-        cache = RedisCache(settings.url, settings.namespace)
-        if fallback_to_memory:
-            try:
-                cache.ping()
-            except ProviderUnavailableError as exc:
-                log.warning("%s; falling back to the in-process cache", exc.message)
-                # the Redis instance is not remembered, so a later call tries Redis again
-                memory = CacheSettings(namespace=settings.namespace, max_items=settings.max_items)
-                return make_cache(memory, shared=shared)
+    cache = RedisCache(settings.url, settings.namespace)
+    if fallback_to_memory:
+        try:
+            cache.ping()
+        except ProviderUnavailableError as exc:
+            log.warning("%s; falling back to the in-process cache", exc.message)
+            # the Redis instance is not remembered, so a later call tries Redis again
+            memory = CacheSettings(namespace=settings.namespace, max_items=settings.max_items)
+            return make_cache(memory, shared=shared)
     if shared:
         with _SHARED_LOCK:
             cache = _SHARED.setdefault(key, cache)
     return cache
+
+
+def bars_cache(settings: CacheSettings | None = None) -> MemoryCache | RedisCache:
+    """The cache ``load_bars`` should use for these settings: the shared Redis cache when ``url`` is set
+    and Redis answers, the shared in-process cache otherwise. Pass it as ``load_bars(..., cache=)``."""
+    return make_cache(settings, fallback_to_memory=True)
+
+
+# Importing the store's cache makes it load_bars's default (nq_ray.data never imports the store).
+set_default_cache(bars_cache)

@@ -58,6 +58,7 @@ def load(
     The point-in-time choke point: with ``as_of`` (a replay or an agent backtest), only bars that had
     closed by then (start + interval ≤ ``as_of``) are kept, before anything else looks at them; ``end``
     is clamped and ``period`` counts back from the last such bar. Every tool reads bars here."""
+    import nq_ray.store.cache  # noqa: F401  (importing it installs the store's cache for load_bars)
     from nq_ray.data import load_bars
     from nq_ray.data.intervals import interval_length
 
