@@ -52,7 +52,7 @@ lint: setup  ## ruff, mypy, and the import contracts of pyproject's [tool.import
 	$(BIN)/ruff format --check nq_ray ui tests benchmarks
 	$(BIN)/mypy nq_ray/domain nq_ray/market nq_ray/data nq_ray/config.py nq_ray/settings nq_ray/errors.py \
 		nq_ray/risk nq_ray/backtest nq_ray/analysis nq_ray/llm nq_ray/agents nq_ray/testing
-	$(BIN)/lint-imports
+	$(BIN)/lint-imports --no-logo
 # docs: `mkdocs build --strict` goes here
 
 # A real vLLM engine on the CPU for the live_llm tests (tiny random-weight Llama; nothing downloaded).
