@@ -15,6 +15,10 @@ from nq_ray.domain.bars import EXCHANGE_TZ
 from nq_ray.domain.contracts import get_contract
 from nq_ray.errors import InvalidArgumentError
 from nq_ray.market.sessions import SessionStatus
+
+# importing the store's cache makes it load_bars's default: Redis when cache.url is set (shared by every
+# process and replica that serves tools), the in-process cache otherwise
+from nq_ray.store import cache as _store_cache  # noqa: F401
 from nq_ray.tools.args import (
     DataOrigin,
     Interval,
@@ -58,7 +62,6 @@ def load(
     The point-in-time choke point: with ``as_of`` (a replay or an agent backtest), only bars that had
     closed by then (start + interval ≤ ``as_of``) are kept, before anything else looks at them; ``end``
     is clamped and ``period`` counts back from the last such bar. Every tool reads bars here."""
-    import nq_ray.store.cache  # noqa: F401  (importing it installs the store's cache for load_bars)
     from nq_ray.data import load_bars
     from nq_ray.data.intervals import interval_length
 
