@@ -7,7 +7,6 @@ import logging
 import uuid
 from collections.abc import Iterator
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -17,31 +16,9 @@ from nq_ray.data import load_bars
 from nq_ray.data.cache import BarCache, MemoryCache, bars_key, set_default_cache, shared_memory_cache
 from nq_ray.data.sources import yahoo
 from nq_ray.domain.bars import EXCHANGE_TZ
+from tests.data.yahoo_bars import CountingDownloader
 
 START, END = "2026-03-02", "2026-03-27"
-
-
-class CountingDownloader:
-    """Yahoo daily bars in ``Ticker.history`` shape, counting the network calls they stand for."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def __call__(
-        self, ticker: str, *, interval: str, start: pd.Timestamp, end: pd.Timestamp, timeout_s: float
-    ) -> pd.DataFrame:
-        self.calls += 1
-        days = pd.bdate_range(
-            start.tz_convert(EXCHANGE_TZ).date(), end.tz_convert(EXCHANGE_TZ).date(), inclusive="left"
-        )
-        close = 21_000 + np.arange(len(days)) * 0.25
-        frame = pd.DataFrame(
-            {"Open": close, "High": close + 5, "Low": close - 5, "Close": close, "Adj Close": close}
-            | {"Volume": np.arange(len(days), dtype=np.int64) + 1},
-            index=pd.DatetimeIndex(days).tz_localize("America/New_York"),
-        )
-        frame.index.name = "Date"
-        return frame
 
 
 def settings(**cache: object) -> Settings:

@@ -20,6 +20,7 @@ from nq_ray.data.sources import yahoo
 from nq_ray.domain.bars import EXCHANGE_TZ
 from nq_ray.errors import InvalidArgumentError, ProviderUnavailableError
 from nq_ray.store.cache import MemoryCache, RedisCache, bars_key, make_cache
+from tests.data.yahoo_bars import CountingDownloader
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 SERVICES = Path(__file__).resolve().parents[2] / ".." / "shared" / "services.sh"
@@ -256,36 +257,6 @@ def test_bars_key_is_the_same_for_the_same_instant_in_any_zone() -> None:
     assert bars_key("yahoo", "NQ", "1d", ny, None) == bars_key(
         "yahoo", "NQ", "1d", ny.tz_convert("UTC"), None
     )
-
-
-class CountingDownloader:
-    """Yahoo daily bars in ``Ticker.history(auto_adjust=False, actions=False)`` shape (see
-    tests/data/test_yahoo.py for where each detail comes from), counting network calls."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def __call__(
-        self, ticker: str, *, interval: str, start: pd.Timestamp, end: pd.Timestamp, timeout_s: float
-    ) -> pd.DataFrame:
-        self.calls += 1
-        days = pd.bdate_range(
-            start.tz_convert(EXCHANGE_TZ).date(), end.tz_convert(EXCHANGE_TZ).date(), inclusive="left"
-        )
-        close = 21_000 + np.arange(len(days)) * 0.25
-        frame = pd.DataFrame(
-            {
-                "Open": close,
-                "High": close + 5,
-                "Low": close - 5,
-                "Close": close,
-                "Adj Close": close,
-                "Volume": np.arange(len(days), dtype=np.int64) + 1,
-            },
-            index=pd.DatetimeIndex(days).tz_localize("America/New_York"),
-        )
-        frame.index.name = "Date"
-        return frame
 
 
 def test_load_bars_serves_the_second_yahoo_call_from_the_cache(cache: MemoryCache | RedisCache) -> None:
