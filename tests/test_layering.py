@@ -18,7 +18,7 @@ LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
     """``lint-imports`` on the tree at ``root`` (its pyproject, its nq_ray and ui/nq_ray_ui), no cache."""
-    env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{root / 'ui'}"}
+    env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{root / 'ui'}", "COLUMNS": "200"}  # no wrapping
     return subprocess.run(
         [str(LINT_IMPORTS), "--no-cache", "--no-logo", str(root / "pyproject.toml")],
         cwd=root,
