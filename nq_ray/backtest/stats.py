@@ -1,6 +1,6 @@
 """Performance metrics, computed in one ``@njit`` pass so a sweep never touches pandas per combination.
 
-Each metric is defined in one line below and in the README ("Backtest metrics"). Daily returns are
+Each metric is defined in one line below and in docs/backtesting.md ("Metrics"). Daily returns are
 session returns: equity at the last bar of each CME session date over the previous one (the first day
 over the initial capital); annualised with √252. Undefined ratios never come out as NaN: they are 0
 when there is nothing to measure, and ``inf`` when the denominator is zero and the numerator positive.
@@ -51,7 +51,7 @@ SQRT_252 = math.sqrt(252.0)
 
 
 class Metrics(BaseModel):
-    """Backtest metrics; every field is defined in one line (and in the README)."""
+    """Backtest metrics; every field is defined in one line (and in docs/backtesting.md)."""
 
     model_config = ConfigDict(frozen=True, ser_json_inf_nan="constants")
 

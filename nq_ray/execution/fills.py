@@ -1,7 +1,7 @@
 """The fill-price rules, once, for the backtest kernel and the paper broker: small ``@njit`` scalar
 functions over one bar (open, high, low) so paper results and backtests agree.
 
-Rules (README "Fill rules"): a market order fills at the bar's open plus ``slip_ticks`` adverse ticks;
+Rules (docs/execution.md): a market order fills at the bar's open plus ``slip_ticks`` adverse ticks;
 a limit fills at its price when the bar touches it, or at the open when the bar opens through it (no
 slippage); a stop fills at its price when touched, or at the open when the bar gaps through it, plus
 slippage in both cases; a stop-limit triggers like a stop and then works as a limit (no slippage).

@@ -1,6 +1,6 @@
 """The pre-trade risk gate: ``check_order`` → ``RiskVerdict``. A denial is a value, never an exception.
 
-Rules (the README "Risk engine" section has the worked examples):
+Rules (docs/risk.md, "Limits and the gate", has the worked examples):
 
 * Size limits (contracts per symbol, total contracts, notional, margin use, loss at the stop vs the room
   left under the daily-loss and trailing-drawdown limits) **reduce** the order to the largest whole

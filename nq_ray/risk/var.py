@@ -337,7 +337,7 @@ def value_at_risk(
         if not cornish_fisher_is_monotone(skew / math.sqrt(h), kurt / h):
             notes.append(
                 f"skew {skew / math.sqrt(h):.2f} and excess kurtosis {kurt / h:.1f} lie outside the domain "
-                "where the Cornish–Fisher quantile is monotone (README, VaR and expected shortfall); "
+                "where the Cornish–Fisher quantile is monotone (docs/risk.md, VaR and expected shortfall); "
                 "prefer historical VaR here"
             )
     else:

@@ -102,7 +102,7 @@ def test_random_walk_false_positive_rate_is_low() -> None:
             counts[p.kind] += 1
             strong[p.kind] += p.status == "confirmed" and p.confidence >= 0.5
     # Assert: per 1,000 bars (measured 2026-11: ≤ 3.0 per kind, ≤ 2.0 confirmed with confidence ≥ 0.5;
-    # see the README, Chart patterns)
+    # see docs/analysis.md, Chart patterns)
     per_k = {k: v * 1000 / n_bars for k, v in counts.items()}
     per_k_strong = {k: v * 1000 / n_bars for k, v in strong.items()}
     assert max(per_k.values()) <= 4.0, per_k
@@ -153,5 +153,5 @@ def test_planted_pattern_survives_bar_noise(kind: str) -> None:
         noisy = frame(clean + np.random.default_rng(seed).normal(0, 0.4, clean.shape[0]))
         # Act
         found += any(p.kind == kind for p in cp.detect_chart_patterns(noisy))
-    # Assert: measured 7–10 of 10 per pattern (README, Chart patterns)
+    # Assert: measured 7–10 of 10 per pattern (docs/analysis.md, Chart patterns)
     assert found >= 6

@@ -125,7 +125,7 @@ def test_structured_mode_defaults_by_kind_and_can_be_overridden() -> None:
     ).effective_structured_mode == ("json_object")
 
 
-def test_the_yaml_example_in_the_readme_is_a_valid_llm_section() -> None:
+def test_the_yaml_example_in_the_docs_is_a_valid_llm_section() -> None:
     import re
     from pathlib import Path
 
@@ -133,7 +133,7 @@ def test_the_yaml_example_in_the_readme_is_a_valid_llm_section() -> None:
 
     from nq_ray.config import expand_vars
 
-    doc = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "llm.md").read_text(encoding="utf-8")
     block = next(b for b in re.findall(r"```yaml\n(.*?)```", doc, re.DOTALL) if b.startswith("llm:"))
 
     cfg = LLMConfig.model_validate(yaml.safe_load(expand_vars(block, env={}))["llm"])

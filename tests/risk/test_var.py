@@ -276,7 +276,7 @@ def test_cornish_fisher_backtest_reports_windows_outside_its_domain(sample_bars)
 
 def test_backtest_on_the_sample_bars(sample_bars):
     """Historical 99% VaR of 1 NQ on 5-minute bars, 1,000-bar window: the documented result
-    (README, VaR backtest) — breaches within Kupiec's 5% band."""
+    (docs/risk.md, VaR backtest) — breaches within Kupiec's 5% band."""
     bt = backtest_var({"NQ": 1}, sample_bars, method="historical", confidence=0.99, window=1_000)
     assert bt.observations == 12_766
     assert bt.breaches == 143 and bt.expected_breaches == pytest.approx(127.66)

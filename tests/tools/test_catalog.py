@@ -19,7 +19,7 @@ async def test_tool_answers_valid_call_with_json(registry, name: str) -> None:
 
 async def test_contract_info_matches_the_contract_spec_and_roll_calendar(registry) -> None:
     out = await registry.call("get_contract_info", {"symbol": "NQ"})
-    # FIXED_NOW is 2026-03-10: NQH26 is front until its roll on 2026-03-12, expiry 2026-03-20 (README)
+    # FIXED_NOW is 2026-03-10: NQH26 is front until its roll on 2026-03-12, expiry 2026-03-20 (docs/futures)
     assert out["front_contract"] == "NQH26"
     assert out["front_expiry"] == "2026-03-20" and out["next_roll"] == "2026-03-12"
 
