@@ -8,6 +8,10 @@ as the backtest kernel.
 States: new → accepted → partially_filled → filled, or cancelled / rejected / expired. A bracket's
 entry, once filled, gets a stop-loss and a take-profit leg (GTC) in one OCO group: when one fills the
 other is cancelled, and the legs shrink or cancel with the position they protect.
+
+One idea at about 790 lines: the book and its state machine. Orders, brackets, positions and P&L change
+together in one ``UnitOfWork`` (``_Tx``), so splitting them would spread one transaction over modules;
+the fill rules already live in ``fills``.
 """
 
 from __future__ import annotations

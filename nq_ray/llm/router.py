@@ -17,6 +17,10 @@ Rules, in order, for one ``chat()``:
 5. The first answer wins; tokens, latency and estimated cost go to the ledger under (provider, model,
    caller). When nothing answers: ``BudgetExceededError``, ``LLMDeadlineError`` or
    ``AllProvidersFailedError``, each with every attempt in ``details``.
+
+This module is the routing policy, the rules above, and is over 600 lines because each rule is written
+out once here; the pieces it uses live beside it: ``breaker`` (the circuit breaker), ``stream`` (streamed
+answers) and ``results`` (``Attempt``, ``LLMResult``, ``ProviderStatus``, re-exported here).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import random
 import re
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal, TypeVar, overload
 
@@ -41,6 +45,7 @@ from tenacity import AsyncRetrying, RetryCallState
 from nq_ray.errors import InvalidArgumentError
 from nq_ray.llm import structured
 from nq_ray.llm.accounting import UsageLedger, estimate_cost
+from nq_ray.llm.breaker import BreakerState, CircuitBreaker
 from nq_ray.llm.cache import MemoryResponseCache, ResponseCache, cache_key
 from nq_ray.llm.config import LLMConfig, ProviderConfig
 from nq_ray.llm.errors import (
@@ -51,6 +56,21 @@ from nq_ray.llm.errors import (
     StructuredOutputError,
 )
 from nq_ray.llm.protocol import ChatResponse, HealthReport, LLMProvider, Message, Usage, check_messages
+from nq_ray.llm.results import Attempt, LLMResult, ProviderStatus
+from nq_ray.llm.stream import LLMStream, open_stream
+
+__all__ = [
+    "LLM_PARAMS",
+    "NOT_PROVIDER_FAULTS",
+    "Attempt",
+    "BreakerState",
+    "CircuitBreaker",
+    "LLMResult",
+    "LLMRouter",
+    "LLMStream",
+    "ProviderStatus",
+    "params_fingerprint",
+]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -72,102 +92,6 @@ LLM_PARAMS = frozenset(
     }
 )
 _EWMA = 0.3
-BreakerState = Literal["closed", "open", "half_open"]
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """What happened with one provider during one ``chat()``."""
-
-    provider: str
-    outcome: Literal["ok", "error", "skipped"]
-    reason: str
-    detail: str = ""
-    latency_s: float = 0.0
-    calls: int = 0
-
-
-@dataclass(frozen=True)
-class LLMResult:
-    """The answer: ``is_llm`` is False (and ``label`` says so) when the rules analyst answered."""
-
-    text: str
-    parsed: BaseModel | None
-    provider: str
-    model: str
-    kind: str
-    is_llm: bool
-    usage: Usage
-    latency_s: float
-    attempts: tuple[Attempt, ...]
-    task: str
-    caller: str
-    cost_usd: float = 0.0
-    cached: bool = False
-    repaired: bool = False
-    prompt_version: str | None = None
-
-    @property
-    def label(self) -> str:
-        return f"{self.provider}/{self.model}" if self.is_llm else "rules analyst (deterministic, not an LLM)"
-
-    @property
-    def failovers(self) -> int:
-        return sum(1 for a in self.attempts if a.outcome == "error")
-
-
-class CircuitBreaker:
-    """Closed → open after ``threshold`` consecutive failures → half-open after ``reset_s`` (one probe
-    allowed) → closed on a good probe, open again on a bad one."""
-
-    def __init__(self, threshold: int, reset_s: float, clock: Callable[[], float]) -> None:
-        self.threshold = threshold
-        self.reset_s = reset_s
-        self._clock = clock
-        self._state: BreakerState = "closed"
-        self.failures = 0
-        self.opened_at: float | None = None
-        self._probe_in_flight = False
-        self.opens = 0
-
-    @property
-    def state(self) -> BreakerState:
-        if (
-            self._state == "open"
-            and self.opened_at is not None
-            and self._clock() - self.opened_at >= self.reset_s
-        ):
-            return "half_open"
-        return self._state
-
-    def allow(self) -> bool:
-        state = self.state
-        if state == "closed":
-            return True
-        if state == "open" or self._probe_in_flight:
-            return False
-        self._state = "half_open"
-        self._probe_in_flight = True
-        return True
-
-    def success(self) -> None:
-        self._state = "closed"
-        self.failures = 0
-        self.opened_at = None
-        self._probe_in_flight = False
-
-    def failure(self) -> None:
-        self.failures += 1
-        if self._state == "half_open" or self.failures >= self.threshold:
-            if self._state != "open":
-                self.opens += 1
-            self._state = "open"
-            self.opened_at = self._clock()
-        self._probe_in_flight = False
-
-    def release(self) -> None:
-        """A probe ended without a verdict (cancelled, or a client-side error)."""
-        self._probe_in_flight = False
 
 
 @dataclass
@@ -194,84 +118,6 @@ class _Slot:
     @property
     def saturated(self) -> bool:
         return self.in_flight >= self.config.max_concurrency
-
-
-@dataclass(frozen=True)
-class ProviderStatus:
-    name: str
-    kind: str
-    model: str
-    is_llm: bool
-    priority: int
-    tasks: list[str]
-    configured: bool
-    healthy: bool | None
-    health_detail: str
-    breaker: BreakerState
-    consecutive_failures: int
-    in_flight: int
-    max_concurrency: int
-    latency_ewma_s: float | None
-    calls: int
-    errors: int
-    error_rate: float
-    prompt_tokens: int
-    completion_tokens: int
-    cost_usd: float
-    last_error: str = ""
-
-
-class LLMStream:
-    """``stream=True``: an async iterator of text chunks; ``result`` is set once it is exhausted."""
-
-    def __init__(
-        self,
-        first: str,
-        rest: AsyncIterator[str],
-        finish: Callable[[str, BaseException | None], LLMResult],
-        *,
-        provider: str,
-        model: str,
-        is_llm: bool,
-    ) -> None:
-        self._first: str | None = first
-        self._rest = rest
-        self._finish = finish
-        self._parts: list[str] = []
-        self.provider = provider
-        self.model = model
-        self.is_llm = is_llm
-        self.result: LLMResult | None = None
-
-    def __aiter__(self) -> LLMStream:
-        return self
-
-    async def __anext__(self) -> str:
-        if self._first is not None:
-            chunk, self._first = self._first, None
-            if chunk:
-                self._parts.append(chunk)
-                return chunk
-        try:
-            chunk = await self._rest.__anext__()
-        except StopAsyncIteration:
-            if self.result is None:
-                self.result = self._finish("".join(self._parts), None)
-            raise
-        except BaseException as exc:
-            if self.result is None:
-                self._finish("".join(self._parts), exc)
-            raise
-        self._parts.append(chunk)
-        return chunk
-
-    async def text(self) -> str:
-        """Consume the stream and return the whole text."""
-        return "".join([c async for c in self])
-
-    async def aclose(self) -> None:
-        with contextlib.suppress(Exception):
-            await self._rest.aclose()  # type: ignore[attr-defined]
 
 
 class LLMRouter:
@@ -781,8 +627,8 @@ class LLMRouter:
             t0 = self._clock()
             try:
                 if stream:
-                    return await self._open_stream(
-                        slot, msgs, extra, deadline, attempts, task, caller, prompt_version, t0
+                    return await open_stream(
+                        self, slot, msgs, extra, deadline, attempts, task, caller, prompt_version, t0
                     )
 
                 async def run(
@@ -818,75 +664,6 @@ class LLMRouter:
                 calls=calls,
             )
         raise self._no_answer(attempts, task, deadline_hit, budget_reason)
-
-    async def _open_stream(
-        self,
-        slot: _Slot,
-        msgs: list[dict[str, Any]],
-        extra: dict[str, Any],
-        deadline: float,
-        attempts: list[Attempt],
-        task: str,
-        caller: str,
-        prompt_version: str | None,
-        t0: float,
-    ) -> LLMStream:
-        """Open the stream and wait for its first chunk under the retry/timeout policy; errors before the
-        first chunk fail over, errors after it reach the consumer as ``ProviderCallError``."""
-        usage_box: list[Usage] = []
-        holder: dict[str, AsyncIterator[str]] = {}
-
-        async def whole(kw: dict[str, Any]) -> AsyncIterator[str]:
-            """A backend without streaming: one chunk with the whole answer."""
-            resp = await slot.provider.chat(msgs, **kw)
-            usage_box.append(resp.usage)
-            yield resp.text
-
-        async def open_(timeout_s: float) -> str:
-            kw = dict(extra)
-            if slot.config.is_llm:
-                kw["timeout"] = timeout_s
-            if slot.config.supports_streaming:
-                gen = slot.provider.stream(
-                    msgs, **kw, **({"usage_out": usage_box} if slot.config.is_llm else {})
-                )
-            else:
-                gen = whole(kw)
-            holder["gen"] = gen
-            try:
-                return await gen.__anext__()
-            except StopAsyncIteration:
-                return ""
-
-        first, calls = await self._call(slot, open_, deadline, enforce_deadline=slot.config.is_llm)
-        slot.breaker.success()  # it answered: a half-open probe must not stay in flight while we stream
-        gen = holder["gen"]
-
-        def finish(text: str, error: BaseException | None) -> LLMResult:
-            latency = self._clock() - t0
-            if error is not None:
-                if isinstance(error, Exception):
-                    self._record_failure(slot, error, latency_s=latency, task=task, caller=caller)
-                else:
-                    slot.breaker.release()
-                raise error
-            usage = usage_box[-1] if usage_box else Usage()
-            resp = ChatResponse(text=text, model=slot.config.model, usage=usage)
-            return self._finish_success(
-                slot,
-                resp,
-                latency_s=latency,
-                attempts=attempts,
-                task=task,
-                caller=caller,
-                cached=False,
-                prompt_version=prompt_version,
-                calls=calls,
-            )
-
-        return LLMStream(
-            first, gen, finish, provider=slot.name, model=slot.config.model, is_llm=slot.config.is_llm
-        )
 
     # ---------------------------------------------------------------- reporting
     def status(self) -> list[ProviderStatus]:

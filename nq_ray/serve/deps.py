@@ -1,4 +1,5 @@
-"""What ``build_app`` hands to the route modules (``agents_api``, ``config_api``) it includes."""
+"""What ``build_app`` hands to the route modules it includes (``tools_api``, ``jobs_api``, ``operations_api``,
+``ws_api``, ``agents_api``, ``config_api``)."""
 
 from __future__ import annotations
 

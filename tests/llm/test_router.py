@@ -1,5 +1,6 @@
-"""LLMRouter against real local OpenAI-compatible servers: failover, retries, breakers, deadlines,
-load balancing, concurrency, budgets, streaming, cache, status."""
+"""LLMRouter against real local OpenAI-compatible servers: failover, retries, deadlines, load balancing,
+concurrency, budgets, cache, status. The breaker's tests are in test_breaker.py, streaming's in
+test_stream.py."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from nq_ray.llm import (
     LLMDeadlineError,
     LLMRouter,
 )
-from nq_ray.llm.config import BreakerConfig
 from nq_ray.testing import ScriptedLLMServer, Step
 from tests.llm.helpers import RULES, USER, config, keyed, local, refused_url, without_rules
 
@@ -28,16 +28,6 @@ pytestmark = pytest.mark.timeout(60)
 class View(BaseModel):
     bias: str = Field(pattern="^(bullish|bearish|neutral)$")
     confidence: float = Field(ge=0, le=1)
-
-
-class Clock:
-    """A hand-driven monotonic clock for breaker timing."""
-
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 async def test_first_provider_answers_with_usage_and_latency(
@@ -182,74 +172,6 @@ async def test_never_passes_on_an_unparsed_answer(server: ScriptedLLMServer) -> 
         await router.chat(USER, response_model=View)
 
     assert err.value.details["attempts"][0]["reason"] == "bad_output"
-    await router.aclose()
-
-
-async def test_breaker_opens_after_threshold_and_skips_the_provider(server2: ScriptedLLMServer) -> None:
-    router = LLMRouter.from_config(
-        config(
-            local("down", refused_url(), 1),
-            local("b", server2.base_url, 2),
-            breaker=BreakerConfig(failure_threshold=2, reset_timeout_s=60),
-        )
-    )
-
-    for _ in range(2):
-        await router.chat(USER)
-    result = await router.chat(USER)
-
-    assert result.attempts[0].reason == "circuit_open" and result.attempts[0].outcome == "skipped"
-    status = {s.name: s for s in router.status()}
-    assert status["down"].breaker == "open" and status["down"].errors == 2
-    await router.aclose()
-
-
-async def test_breaker_half_open_probe_closes_it_when_the_provider_is_back(
-    server: ScriptedLLMServer, server2: ScriptedLLMServer
-) -> None:
-    clock = Clock()
-    server.set_default(Step(status=500, text="down"))
-    router = LLMRouter.from_config(
-        config(
-            local("a", server.base_url, 1, max_retries=0),
-            local("b", server2.base_url, 2),
-            breaker=BreakerConfig(failure_threshold=1, reset_timeout_s=30),
-        ),
-        clock=clock,
-    )
-    await router.chat(USER)
-    assert router.status()[0].breaker == "open"
-    server.set_default(Step(text="recovered"))
-    clock.t += 31
-
-    assert router.status()[0].breaker == "half_open"
-    result = await router.chat(USER)
-
-    assert result.provider == "a" and result.text == "recovered"
-    assert router.status()[0].breaker == "closed"
-    await router.aclose()
-
-
-async def test_breaker_failed_probe_reopens_it(server: ScriptedLLMServer, server2: ScriptedLLMServer) -> None:
-    clock = Clock()
-    server.set_default(Step(status=500, text="down"))
-    router = LLMRouter.from_config(
-        config(
-            local("a", server.base_url, 1, max_retries=0),
-            local("b", server2.base_url, 2),
-            breaker=BreakerConfig(failure_threshold=1, reset_timeout_s=30),
-        ),
-        clock=clock,
-    )
-    await router.chat(USER)
-    clock.t += 31
-
-    result = await router.chat(USER)
-    again = await router.chat(USER)
-
-    assert result.provider == "b" and result.attempts[0].reason == "server_error"
-    assert router.status()[0].breaker == "open" and again.attempts[0].reason == "circuit_open"
-    assert len(server.requests) == 2
     await router.aclose()
 
 
@@ -501,39 +423,6 @@ async def test_priority_per_task_and_get_best_model_for_task(
     await router.aclose()
 
 
-async def test_stream_yields_text_chunks_and_a_result(server: ScriptedLLMServer) -> None:
-    server.set_default(Step(text="NQ looks firm above VWAP", chunks=("NQ looks", " firm", " above VWAP")))
-    router = LLMRouter.from_config(config(local("a", server.base_url, 1)))
-
-    stream = await router.chat(USER, stream=True, caller="ui")
-    chunks = [c async for c in stream]
-
-    assert chunks == ["NQ looks", " firm", " above VWAP"]
-    assert stream.result is not None and stream.result.text == "NQ looks firm above VWAP"
-    assert stream.result.usage.completion_tokens > 0 and stream.provider == "a"
-    await router.aclose()
-
-
-async def test_stream_fails_over_before_the_first_chunk(server2: ScriptedLLMServer) -> None:
-    router = LLMRouter.from_config(config(local("down", refused_url(), 1), local("b", server2.base_url, 2)))
-
-    stream = await router.chat(USER, stream=True)
-    text = await stream.text()
-
-    assert text == "secondary answer" and stream.provider == "b"
-    await router.aclose()
-
-
-async def test_stream_from_the_rules_analyst_is_labelled(nq_5m: pd.DataFrame) -> None:
-    router = LLMRouter.from_config(config(local("down", refused_url(), 1), RULES), bars_loader=lambda: nq_5m)
-
-    stream = await router.chat(USER, stream=True)
-    text = await stream.text()
-
-    assert stream.is_llm is False and text.startswith("[rules analyst")
-    await router.aclose()
-
-
 async def test_cache_replays_an_identical_request_without_calling_the_server(
     server: ScriptedLLMServer,
 ) -> None:
@@ -596,36 +485,6 @@ async def test_a_busy_provider_is_waited_for_until_the_deadline_without_counting
     assert rushed.provider == "rules"  # the in-process rules analyst still answers after the deadline
     a = router.status()[0]
     assert a.breaker == "closed" and a.consecutive_failures == 0
-    await router.aclose()
-
-
-async def test_a_stream_cut_after_the_first_chunk_raises_a_typed_error_to_the_consumer(
-    server: ScriptedLLMServer, server2: ScriptedLLMServer
-) -> None:
-    from nq_ray.llm import ProviderCallError
-
-    server.push(Step(text="partial", chunks=("par", "tial"), abort_after_chunks=True))
-    router = LLMRouter.from_config(config(local("a", server.base_url, 1), local("b", server2.base_url, 2)))
-
-    stream = await router.chat(USER, stream=True)
-    got: list[str] = []
-    with pytest.raises(ProviderCallError) as err:
-        async for chunk in stream:
-            got.append(chunk)
-
-    assert got[:1] == ["par"] and err.value.provider == "a" and server2.requests == []
-    assert router.status()[0].errors == 1
-    await router.aclose()
-
-
-async def test_stream_from_a_backend_without_streaming_is_one_chunk(server: ScriptedLLMServer) -> None:
-    router = LLMRouter.from_config(config(local("a", server.base_url, 1, supports_streaming=False)))
-
-    stream = await router.chat(USER, stream=True)
-    chunks = [c async for c in stream]
-
-    assert chunks == ["primary answer"] and "stream" not in server.requests[0]
-    assert stream.result is not None and stream.result.usage.total_tokens > 0
     await router.aclose()
 
 
