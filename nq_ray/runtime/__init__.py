@@ -1,0 +1,20 @@
+"""The composition root: Ray start-up with the project's defaults, the named actors (paper broker, tool
+registry, trading desk, agents), the broker's journal and market feed, the Ray and local adapters of the
+ports (``nq_ray.ports``), and ``Runtime``, which builds the services for a mode.
+
+| module | what |
+| --- | --- |
+| ``cluster`` | ``connect`` (the one ``ray.init``), ``named_actor`` (the actor recipe), ``RemoteMethods`` |
+| ``builder`` | ``Runtime(settings, mode="in_process" | "local" | "cluster")`` |
+| ``broker`` | ``BrokerService``, ``BrokerActor``, ``RayBroker``, ``LocalBroker`` |
+| ``journal`` | the SQL order journal (``Journal``), ``open_paper_broker`` |
+| ``feed`` | marks for the paper broker from the configured data source |
+| ``registry`` | ``RegistryActor`` (tools, jobs, audit, live settings), ``RayTools``, ``RayAuditLog`` |
+| ``desk`` | ``DeskActor``, ``AgentActor``, ``RayDesk`` |
+| ``metrics`` | the per-process counters (``Metrics``) |
+"""
+
+from nq_ray.runtime.builder import MODES, Mode, Runtime
+from nq_ray.runtime.cluster import NAMESPACE, Connection, actor_options, connect, named_actor
+
+__all__ = ["MODES", "NAMESPACE", "Connection", "Mode", "Runtime", "actor_options", "connect", "named_actor"]
