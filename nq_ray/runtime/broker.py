@@ -282,8 +282,8 @@ class LocalBroker:
     (as the actor runs them). ``feed`` prices market orders from the data source, as in the runtime. One
     per process: two on one store keep two books."""
 
-    def __init__(self, settings: Any, *, feed: bool = True) -> None:
-        self.svc = BrokerService(settings, feed=feed)
+    def __init__(self, settings: Any, *, feed: bool = True, clock: str = "wall") -> None:
+        self.svc = BrokerService(settings, clock=clock, feed=feed)
         self._lock = threading.Lock()
 
     async def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

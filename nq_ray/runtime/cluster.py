@@ -135,9 +135,7 @@ class RemoteMethods:
 
         try:
             return await getattr(self.handle, method).remote(*args, **kwargs)
-        except NQRayError:
-            raise
-        except Exception as exc:  # a typed tool error comes back as the Ray task error's cause
+        except Exception as exc:  # a typed error comes back as the Ray task error's cause
             cause = getattr(exc, "cause", None)
             if isinstance(cause, NQRayError):
                 raise cause from exc
