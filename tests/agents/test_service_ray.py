@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.agents.test_actors import restarted
 
 from nq_ray.config import Settings
 from nq_ray.runtime.desk import get_or_create_desk
 from nq_ray.testing.llm_server import ScriptedLLMServer
 from tests.agents.deskkit import make_settings
 from tests.agents.test_service_llm import VALID, llm_config
+from tests.runtime.test_desk import restarted
 
 AGENTS = ("analysis_agent", "risk_agent", "execution_agent")
 

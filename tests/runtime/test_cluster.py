@@ -65,9 +65,14 @@ def test_named_actor_is_detached_restartable_and_shared(ray_session: Any) -> Non
         assert actors(a._actor_id.hex())["IsDetached"] is True
         ray.kill(a, no_restart=False)  # max_restarts=-1: it comes back, a fresh __init__
         deadline = time.monotonic() + 60
-        while actors(a._actor_id.hex())["NumRestarts"] < 1 and time.monotonic() < deadline:
+
+        def restarted() -> bool:
+            row = actors(a._actor_id.hex())
+            return row["NumRestarts"] >= 1 and row["State"] == "ALIVE"
+
+        while not restarted() and time.monotonic() < deadline:
             time.sleep(0.1)  # polls the GCS actor table for the restart (the condition, not a guess)
-        assert actors(a._actor_id.hex())["NumRestarts"] >= 1
+        assert restarted()
         assert ray.get(a.is_set.remote(), timeout=60) is False
     finally:
         ray.kill(a, no_restart=True)
