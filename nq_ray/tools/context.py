@@ -81,6 +81,12 @@ class ToolContext:
         """The tools' "now": ``as_of`` in a point-in-time run, else the clock."""
         return self.as_of if self.as_of is not None else self.clock()
 
+    @classmethod
+    def at(cls, settings: Settings, as_of: datetime | str | pd.Timestamp) -> ToolContext:
+        """The context of a replay or an agent backtest: ``settings`` as of ``as_of`` (see
+        ``point_in_time``). Needs no runtime: it has no broker to reach and publishes nothing."""
+        return cls(settings=settings).point_in_time(as_of)
+
     def point_in_time(self, as_of: datetime | str | pd.Timestamp) -> ToolContext:
         """A copy of this context that sees only data up to ``as_of``, publishes nothing and sends no
         orders (its broker is a ``PointInTimeBroker``)."""
