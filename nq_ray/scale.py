@@ -87,7 +87,7 @@ def run_sweep(
 def _connect() -> bool:
     """Join ``RAY_ADDRESS`` when set, else start a local Ray (``nq_ray.runtime.connect``); True when this
     call started or joined Ray (and so should shut it down)."""
-    from nq_ray.runtime import connect
+    from nq_ray.runtime.cluster import connect
 
     return not connect().already
 

@@ -14,7 +14,21 @@ ports (``nq_ray.ports``), and ``Runtime``, which builds the services for a mode.
 | ``metrics`` | the per-process counters (``Metrics``) |
 """
 
-from nq_ray.runtime.builder import MODES, Mode, Runtime
+from typing import TYPE_CHECKING, Any
+
 from nq_ray.runtime.cluster import NAMESPACE, Connection, actor_options, connect, named_actor
 
+if TYPE_CHECKING:
+    from nq_ray.runtime.builder import MODES, Mode, Runtime
+
 __all__ = ["MODES", "NAMESPACE", "Connection", "Mode", "Runtime", "actor_options", "connect", "named_actor"]
+
+
+def __getattr__(name: str) -> Any:
+    """``Runtime`` and friends load on first use: ``nq_ray.runtime.cluster`` (what a Ray Job's entry
+    point needs) stays light, without the tool registry the builder imports."""
+    if name in ("MODES", "Mode", "Runtime"):
+        from nq_ray.runtime import builder
+
+        return getattr(builder, name)
+    raise AttributeError(f"module 'nq_ray.runtime' has no attribute {name!r}")

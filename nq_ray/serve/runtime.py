@@ -77,7 +77,7 @@ def start_ray(
 ) -> dict[str, Any]:
     """Join the cluster at ``address`` / ``RAY_ADDRESS``, or start a local Ray (``nq_ray.runtime.connect``,
     with Serve's fast-ingress variables set first); whether it joined one, and the dashboard's URL."""
-    from nq_ray.runtime import connect
+    from nq_ray.runtime.cluster import connect
 
     use_fast_ingress(fast_ingress)
     conn = connect(address, num_cpus=num_cpus, dashboard=dashboard, temp_dir=temp_dir)

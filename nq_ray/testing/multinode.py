@@ -170,7 +170,7 @@ class LocalCluster:
             },
         )
         self.workers = [self.cluster.add_node(num_cpus=1) for _ in range(workers)]
-        from nq_ray.runtime import connect
+        from nq_ray.runtime.cluster import connect
 
         connect(self.cluster.address, namespace=NAMESPACE)
         self.cluster.wait_for_nodes()
