@@ -28,8 +28,8 @@ import numpy as np
 from nq_ray.config import Settings
 from nq_ray.domain.bars import Bar
 from nq_ray.domain.orders import Order
-from nq_ray.execution.actor import get_or_create_broker
 from nq_ray.execution.broker import fills_by_symbol
+from nq_ray.runtime.broker import get_or_create_broker
 from nq_ray.store.testing import port_open, temp_database
 
 ET = ZoneInfo("America/New_York")

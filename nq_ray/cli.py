@@ -252,27 +252,40 @@ def trade(
     """The desk: one cycle with --once (analysis → risk → paper order, recorded first), else the loop,
     printing each decision until Ctrl-C (in process; the trading_desk actor when RAY_ADDRESS is set)."""
     from nq_ray.config import load_settings
+    from nq_ray.runtime import Runtime
 
+    settings = load_settings()
     if once:
         from nq_ray.agents.cli import trade_once
 
-        typer.echo(json.dumps(trade_once(load_settings(), symbol=symbol), indent=2, default=str))
+        # tools here, the paper broker on Ray: the cluster at RAY_ADDRESS or a small local one
+        runtime = Runtime.from_env(settings, default="local", feed=False)
+        try:
+            out = trade_once(settings, symbol=symbol, registry=runtime.registry())
+        finally:
+            runtime.close()
+        typer.echo(json.dumps(out, indent=2, default=str))
         return
     import asyncio
 
     from nq_ray.agents.loop import run_loop
 
     symbols = [s.strip() for s in symbol.split(",") if s.strip()]
-    asyncio.run(
-        run_loop(
-            load_settings(),
-            symbols=symbols,
-            cadence_s=cadence,
-            windows=windows,
-            approval_mode=approval,
-            echo=typer.echo,
+    runtime = Runtime.from_env(settings)  # in process; the trading_desk actor with RAY_ADDRESS
+    try:
+        asyncio.run(
+            run_loop(
+                settings,
+                symbols=symbols,
+                cadence_s=cadence,
+                windows=windows,
+                approval_mode=approval,
+                echo=typer.echo,
+                runtime=runtime,
+            )
         )
-    )
+    finally:
+        runtime.close()
 
 
 @app.command()

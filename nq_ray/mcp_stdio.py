@@ -16,39 +16,18 @@ from typing import Any
 from nq_ray.config import Settings, load_settings
 
 
-def _broker_factory(address: str | None) -> Any:
-    def make(settings: Settings) -> Any:
-        import ray
-
-        from nq_ray.execution.actor import get_or_create_broker
-
-        if not ray.is_initialized():
-            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-            if address is None:
-                os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-            ray.init(
-                address=address,
-                namespace="nq",
-                log_to_driver=False,
-                configure_logging=False,
-                include_dashboard=False if address is None else None,
-            )
-        return get_or_create_broker(settings)
-
-    return make
-
-
 def build_stdio_server(settings: Settings | None = None, *, ray_address: str | None = None) -> Any:
-    """The FastMCP server for stdio: every tool, audited straight into the store."""
+    """The FastMCP server for stdio: every tool, audited straight into the store. The broker is the
+    ``paper_broker`` actor of a ``Runtime`` on the cluster at ``ray_address`` / ``RAY_ADDRESS``, or of a
+    small local Ray (started on the first tool call that needs the broker)."""
+    from nq_ray.runtime import Runtime
     from nq_ray.tools.audit import StoreAuditor
-    from nq_ray.tools.context import ToolContext
     from nq_ray.tools.mcp import build_mcp
-    from nq_ray.tools.registry import build_registry
 
     settings = settings or load_settings()
     address = ray_address or os.environ.get("RAY_ADDRESS") or None
-    context = ToolContext(settings=settings, broker_factory=_broker_factory(address))
-    registry = build_registry(context, auditor=StoreAuditor(settings.store_url))
+    runtime = Runtime(settings, "cluster" if address else "local", address=address, feed=False)
+    registry = runtime.registry(auditor=StoreAuditor(settings.store_url))
     return build_mcp(registry, who="mcp-stdio")
 
 

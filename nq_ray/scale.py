@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -86,14 +85,11 @@ def run_sweep(
 
 
 def _connect() -> bool:
-    """Join ``RAY_ADDRESS`` when set, else start a local Ray; True when this call started Ray."""
-    import ray
+    """Join ``RAY_ADDRESS`` when set, else start a local Ray (``nq_ray.runtime.connect``); True when this
+    call started or joined Ray (and so should shut it down)."""
+    from nq_ray.runtime.cluster import connect
 
-    if ray.is_initialized():
-        return False
-    address = os.environ.get("RAY_ADDRESS") or None
-    ray.init(address=address, namespace="nq", log_to_driver=False, configure_logging=False)
-    return True
+    return not connect().already
 
 
 def build_parser() -> argparse.ArgumentParser:

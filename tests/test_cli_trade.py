@@ -122,6 +122,7 @@ async def test_trade_loop_with_ray_address_drives_the_desk_actor(
     """With ``RAY_ADDRESS`` the loop is the ``trading_desk`` actor's; the CLI prints its decisions from
     ``events_since`` and stops the actor's loop on exit. Every actor created here is killed afterwards."""
     from nq_ray.agents.loop import run_loop
+    from nq_ray.runtime import Runtime
 
     monkeypatch.setenv("RAY_ADDRESS", "local-test-session")  # Ray is already up in this process
 
@@ -151,6 +152,7 @@ async def test_trade_loop_with_ray_address_drives_the_desk_actor(
                 windows="always",
                 approval_mode=True,
                 echo=echo,
+                runtime=Runtime.from_env(Settings()),
                 stop=stop,
             ),
             timeout=240,

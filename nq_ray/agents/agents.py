@@ -1,7 +1,8 @@
 """The trading agents: analysis, risk and execution. They act only through the tool registry.
 
 Each agent reaches the market, the risk gate and the broker through ``Tools`` — the in-process
-``ToolRegistry`` (``LocalTools``) or the ``tool_registry`` Ray actor (``ActorTools``) — and never imports
+``ToolRegistry`` (``LocalTools``) or the ``tool_registry`` Ray actor (``nq_ray.runtime.registry.RayTools``,
+which the runtime hands in) — and never imports
 the broker or the data loaders. An agent is built from an ``AgentConfig``: the router provider it may use,
 the model and temperature, the tools it may call (others are refused with ``tool_not_allowed``) and a
 daily token / USD budget. The analysis agent reasons through the ``LLMRouter`` with
@@ -55,13 +56,14 @@ class ToolNotAllowedError(NQRayError):
 
 
 class Tools(Protocol):
-    """Where agents call tools: ``call(name, arguments, who=agent_id)`` → the tool's JSON output."""
+    """Where agents call tools: ``call(name, arguments, who=agent_id)`` → the tool's JSON output (the part
+    of ``nq_ray.ports.ToolsPort`` agents use)."""
 
     async def call(self, name: str, arguments: dict[str, Any], *, who: str) -> dict[str, Any]: ...
 
 
 class LocalTools:
-    """Tools through an in-process ``ToolRegistry`` (unit tests, the CLI)."""
+    """``ToolsPort`` through an in-process ``ToolRegistry`` (the local adapter; unit tests, the CLI)."""
 
     def __init__(self, registry: ToolRegistry) -> None:
         self.registry = registry
@@ -69,22 +71,8 @@ class LocalTools:
     async def call(self, name: str, arguments: dict[str, Any], *, who: str) -> dict[str, Any]:
         return await self.registry.call(name, arguments, who=who)
 
-
-class ActorTools:
-    """Tools through the ``tool_registry`` Ray actor (``nq_ray.tools.actor.get_or_create_registry``)."""
-
-    def __init__(self, handle: Any) -> None:
-        self.handle = handle
-
-    async def call(self, name: str, arguments: dict[str, Any], *, who: str) -> dict[str, Any]:
-        try:
-            out: dict[str, Any] = await self.handle.call.remote(name, arguments, who)
-        except Exception as exc:  # a typed tool error comes back as the Ray task error's cause
-            cause = getattr(exc, "cause", None)
-            if isinstance(cause, NQRayError):
-                raise cause from exc
-            raise
-        return out
+    async def list_tools(self) -> list[dict[str, Any]]:
+        return self.registry.list_tools()
 
 
 # ------------------------------------------------------------------------------------------ agents

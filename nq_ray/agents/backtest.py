@@ -176,7 +176,7 @@ async def run_agent_backtest(
             "widen start/end or lower warmup_bars",
             bars=len(bars),
         )
-    base = ToolContext(settings=settings)
+    base = ToolContext.at(settings, bars.index[points[0]] + length)  # re-timed at each decision point
     registry = build_registry(base)
     tools = LocalTools(registry)
     repo = None

@@ -1,23 +1,38 @@
 """Body of ``nq-ray trade`` (the loop): start the desk, print every decision, stop cleanly on Ctrl-C.
 
-In process by default: a ``DeskService`` whose tools run here and whose paper broker is an in-process
-``PaperBroker`` journaled to the settings' store. With ``RAY_ADDRESS`` set it drives the ``trading_desk``
-actor of that cluster instead (``start``, then its ``events_since`` every second) and stops it on Ctrl-C.
-Either way the loop's state is in the store: Ctrl-C records it as stopped, so a restart does not resume it.
+The caller (``nq-ray trade``) hands in the runtime (``nq_ray.runtime.Runtime.from_env``). In process by
+default: a ``DeskService`` whose tools run here and whose paper broker is an in-process ``PaperBroker``
+journaled to the settings' store. With ``RAY_ADDRESS`` set (a ``cluster`` runtime) it drives the
+``trading_desk`` actor of that cluster instead (``start``, then its ``events_since`` every second) and
+stops it on Ctrl-C. Either way the loop's state is in the store: Ctrl-C records it as stopped, so a
+restart does not resume it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from nq_ray.config import Settings
+from nq_ray.ports import DeskPort
+
+if TYPE_CHECKING:
+    from nq_ray.agents.service import DeskService, Publish
 
 Echo = Callable[[str], None]
+
+
+class DeskRuntime(Protocol):
+    """What the loop needs from the composition root (``nq_ray.runtime.Runtime``): whether the desk is
+    on Ray (and where), and the desk itself — a ``DeskService`` here, or a ``DeskPort`` on Ray."""
+
+    on_ray: bool
+    address: str | None
+
+    def desk(self, *, publish: Publish | None = None) -> DeskService | DeskPort: ...
 
 
 def describe_decision(event: dict[str, Any], record: dict[str, Any] | None) -> str:
@@ -62,22 +77,27 @@ async def run_loop(
     windows: str,
     approval_mode: bool | None,
     echo: Echo,
+    runtime: DeskRuntime,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Run the desk loop until ``stop`` is set (Ctrl-C or SIGTERM set it when none is given)."""
+    """Run the desk of ``runtime`` until ``stop`` is set (Ctrl-C or SIGTERM set it when none is given)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
-    if os.environ.get("RAY_ADDRESS"):
-        await _on_ray(settings, symbols, cadence_s, windows, approval_mode, echo, stop)
+    if runtime.on_ray:
+        desk = runtime.desk()
+        assert isinstance(desk, DeskPort)
+        where = runtime.address or "local"
+        await _on_ray(desk, where, symbols, cadence_s, windows, approval_mode, echo, stop)
     else:
-        await _in_process(settings, symbols, cadence_s, windows, approval_mode, echo, stop)
+        await _in_process(settings, runtime, symbols, cadence_s, windows, approval_mode, echo, stop)
 
 
 async def _in_process(
     settings: Settings,
+    runtime: DeskRuntime,
     symbols: list[str],
     cadence_s: float,
     windows: str,
@@ -85,11 +105,6 @@ async def _in_process(
     echo: Echo,
     stop: asyncio.Event,
 ) -> None:
-    from nq_ray.agents.agents import LocalTools
-    from nq_ray.agents.service import DeskService
-    from nq_ray.tools.context import InProcessBroker, ToolContext
-    from nq_ray.tools.registry import build_registry
-
     service: Any = None
 
     async def on_event(_type: str, event: dict[str, Any]) -> None:
@@ -99,9 +114,7 @@ async def _in_process(
         elif (line := describe_event(event)) is not None:
             echo(line)
 
-    context = ToolContext(settings=settings, broker_factory=InProcessBroker)
-    registry = build_registry(context)
-    service = DeskService(settings, tools=LocalTools(registry), publish=on_event)
+    service = runtime.desk(publish=on_event)  # the runtime owns (and closes) its in-process broker
     try:
         await service.ensure()
         await service.set_windows(windows)
@@ -117,12 +130,12 @@ async def _in_process(
         if service._ready:
             await service.stop()
         await service.close()
-        context.close()
     echo(f"desk loop stopped after {service.cycles} cycle(s)")
 
 
 async def _on_ray(
-    settings: Settings,
+    desk: DeskPort,
+    where: str,
     symbols: list[str],
     cadence_s: float,
     windows: str,
@@ -130,30 +143,23 @@ async def _on_ray(
     echo: Echo,
     stop: asyncio.Event,
 ) -> None:
-    import ray
-
-    from nq_ray.agents.actors import get_or_create_desk
-
-    if not ray.is_initialized():
-        ray.init(address=os.environ["RAY_ADDRESS"], namespace="nq", log_to_driver=False)
-    desk = get_or_create_desk(settings)
-    await desk.ready.remote()
-    seq = max((e["seq"] for e in await desk.events_since.remote(0)), default=0)
-    await desk.set_windows.remote(windows)
+    await desk.ready()
+    seq = max((e["seq"] for e in await desk.events_since(0)), default=0)
+    await desk.set_windows(windows)
     if approval_mode is not None:
-        await desk.set_approval_mode.remote(approval_mode)
-    st = await desk.start.remote(symbols, cadence_s)
-    echo(f"desk loop on Ray ({os.environ['RAY_ADDRESS']}): {', '.join(st['symbols'])} every {cadence_s:g} s")
+        await desk.set_approval_mode(approval_mode)
+    st = await desk.start(symbols, cadence_s)
+    echo(f"desk loop on Ray ({where}): {', '.join(st['symbols'])} every {cadence_s:g} s")
     try:
         while not stop.is_set():
-            for event in await desk.events_since.remote(seq):
+            for event in await desk.events_since(seq):
                 seq = max(seq, event["seq"])
                 if event.get("kind") == "decision":
-                    echo(describe_decision(event, await desk.decision.remote(int(event["decision_id"]))))
+                    echo(describe_decision(event, await desk.decision(int(event["decision_id"]))))
                 elif (line := describe_event(event)) is not None:
                     echo(line)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=1.0)
     finally:
-        await desk.stop.remote()
+        await desk.stop()
     echo("desk loop stopped (the trading_desk actor keeps running, idle)")

@@ -267,7 +267,7 @@ async def replay_decision(
             agent_cfg = AgentConfig(provider=orig_provider, temperature=temperature, max_tokens=max_tokens)
         else:
             agent_cfg = AgentConfig(provider=provider, temperature=temperature, max_tokens=max_tokens)
-        tools = LocalTools(build_registry(ToolContext(settings=settings).point_in_time(as_of)))
+        tools = LocalTools(build_registry(ToolContext.at(settings, as_of)))
         memory = PinnedMemory(await _memories(repo, list(inputs.get("memory_ids") or [])))
         analysis = AnalysisAgent(
             tools,

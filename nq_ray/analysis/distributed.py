@@ -95,7 +95,7 @@ def iter_analyze_many(
         raise InvalidArgumentError(f"analyze_many: backend must be auto, ray or local, got {backend!r}")
     use_ray = backend == "ray" or (backend == "auto" and ray.is_initialized())
     if backend == "ray" and not ray.is_initialized():
-        raise InvalidArgumentError("analyze_many: backend='ray' needs ray.init() first")
+        raise InvalidArgumentError("analyze_many: backend='ray' needs Ray started (nq_ray.runtime.connect)")
     opts = dict(options or {})
     base = intervals[0]
 

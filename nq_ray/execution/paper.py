@@ -1,4 +1,4 @@
-"""The paper broker service: the pure ``Broker`` book plus its ``Journal``, in write-ahead order.
+"""The paper broker service: the pure ``Broker`` book plus its ``OrderJournal``, in write-ahead order.
 
 Every change goes: compute (``Broker``) → commit (``Journal``) → apply (``Broker``), so a crash at any
 point leaves the store consistent and a restart (``PaperBroker.open``) rebuilds the same book. Methods
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -19,19 +19,41 @@ from nq_ray.domain.contracts import get_contract, normalize_symbol
 from nq_ray.domain.orders import Fill, Order, OrderStatus
 from nq_ray.errors import InvalidArgumentError, InvalidOrderError, NotFoundError
 from nq_ray.execution.broker import Broker, ManagePosition, PositionAction, parse_order
-from nq_ray.execution.journal import Journal
 from nq_ray.market.sessions import session_date
 from nq_ray.risk.gate import RiskVerdict
 from nq_ray.risk.limits import RiskLimits
-from nq_ray.store.records import FillRecord, OrderRecord, UnitOfWork
+from nq_ray.store.records import FillRecord, OrderEvent, OrderRecord, StoredState, UnitOfWork
 
 Clock = Callable[[], datetime]
+
+
+class OrderJournal(Protocol):
+    """Where the paper broker writes ahead: the runtime gives it the store's (``nq_ray.runtime.journal``).
+    Blocking calls, one caller at a time."""
+
+    def record_new(self, rec: OrderRecord, event: OrderEvent) -> tuple[OrderRecord, bool]:
+        """Commit a new order before it is acted on; (stored order, created?)."""
+        ...
+
+    def commit(self, unit: UnitOfWork) -> None: ...
+
+    def get_order(self, client_order_id: str) -> OrderRecord | None: ...
+
+    def load(self, *, session_date: str | None = None, since: datetime | None = None) -> StoredState: ...
+
+    def list_orders(self, symbol: str | None = None) -> list[OrderRecord]: ...
+
+    def fills(self, *, symbol: str | None = None, session_date: str | None = None) -> list[FillRecord]: ...
+
+    def recent_order_times(self, since: datetime) -> list[datetime]: ...
+
+    def close(self) -> None: ...
 
 
 class PaperBroker:
     """Paper execution of one account against pushed market data, journaled to the store."""
 
-    def __init__(self, journal: Journal, broker: Broker, *, clock: Clock | None = None) -> None:
+    def __init__(self, journal: OrderJournal, broker: Broker, *, clock: Clock | None = None) -> None:
         self.journal = journal
         self.book = broker
         self.clock = clock
@@ -40,7 +62,7 @@ class PaperBroker:
     @classmethod
     def open(
         cls,
-        url: str,
+        journal: OrderJournal,
         *,
         limits: RiskLimits | None = None,
         starting_balance_usd: float = 100_000.0,
@@ -49,9 +71,9 @@ class PaperBroker:
         clock: Clock | None = None,
         **broker_kwargs: Any,
     ) -> PaperBroker:
-        """Connect to the store at ``url`` (migrating it), rebuild the book and settle orders that were
-        journaled but not yet accepted when the last process stopped."""
-        journal = Journal(url)
+        """A broker over ``journal``: the book rebuilt from it and the orders that were journaled but
+        not yet accepted when the last process stopped settled (the journal is closed on failure).
+        ``nq_ray.runtime.journal.open_paper_broker`` opens one on a store URL."""
         book = Broker(
             limits=limits,
             starting_balance_usd=starting_balance_usd,
@@ -67,19 +89,6 @@ class PaperBroker:
             raise
         return svc
 
-    @classmethod
-    def from_settings(cls, settings: Any, *, clock: Clock | None = None, **kwargs: Any) -> PaperBroker:
-        ex = settings.execution
-        return cls.open(
-            settings.store_url,
-            limits=settings.risk.limits,
-            starting_balance_usd=settings.risk.account_size_usd,
-            slippage_ticks=ex.slippage_ticks,
-            commission_per_contract=ex.commission_per_contract,
-            clock=clock,
-            **kwargs,
-        )
-
     def close(self) -> None:
         self.journal.close()
 
@@ -91,8 +100,8 @@ class PaperBroker:
         now = self._now_or_none()
         if now is not None:
             self.book.restore_session(
-                self.journal.run(self.journal.repo.fills(session_date=session_date(now).isoformat())),
-                self.journal.run(self.journal.repo.recent_order_times(now - timedelta(seconds=60))),
+                self.journal.fills(session_date=session_date(now).isoformat()),
+                self.journal.recent_order_times(now - timedelta(seconds=60)),
             )
         for rec in [r for r in self.book.open_orders() if r.status is OrderStatus.NEW]:
             self._decide(rec.client_order_id, now or rec.created_at)
@@ -248,12 +257,10 @@ class PaperBroker:
     def orders(self, *, open_only: bool = False, symbol: str | None = None) -> list[OrderRecord]:
         if open_only:
             return self.book.open_orders(normalize_symbol(symbol) if symbol else None)
-        return self.journal.run(
-            self.journal.repo.list_orders(symbol=normalize_symbol(symbol) if symbol else None)
-        )
+        return self.journal.list_orders(normalize_symbol(symbol) if symbol else None)
 
     def fills(self, symbol: str | None = None) -> list[FillRecord]:
-        return self.journal.run(self.journal.repo.fills(symbol=normalize_symbol(symbol) if symbol else None))
+        return self.journal.fills(symbol=normalize_symbol(symbol) if symbol else None)
 
     def portfolio(self) -> dict[str, Any]:
         """Positions with average price, realised and unrealised P&L (USD) per symbol and in total."""

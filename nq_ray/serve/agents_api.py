@@ -97,7 +97,7 @@ class Desk:
         async with self._lock:
             if self.deps.ray is not None:
                 if self._handle is None:
-                    from nq_ray.agents.actors import get_or_create_desk
+                    from nq_ray.runtime.desk import get_or_create_desk
 
                     d = self.deps
                     self._handle = get_or_create_desk(

@@ -24,6 +24,7 @@ from starlette.routing import Mount
 
 from nq_ray.config import Settings, load_settings
 from nq_ray.logs import RequestIdMiddleware, configure_logging
+from nq_ray.runtime import Runtime
 from nq_ray.serve.agents_api import agents_router
 from nq_ray.serve.auth import BearerAuth
 from nq_ray.serve.config_api import config_router
@@ -38,8 +39,7 @@ from nq_ray.serve.problems import add_problem_handlers
 from nq_ray.serve.replica_sync import ReplicaSync
 from nq_ray.serve.tools_api import market_router, tools_router
 from nq_ray.serve.ws_api import ws_router
-from nq_ray.tools.audit import ForwardingAuditor, StoreAuditor
-from nq_ray.tools.context import InProcessBroker, ToolContext
+from nq_ray.tools.audit import ForwardingAuditor
 from nq_ray.tools.jobs import JobManager
 from nq_ray.tools.mcp import build_mcp
 from nq_ray.tools.registry import build_registry
@@ -73,17 +73,18 @@ def build_app(
         settings = Settings.model_validate(settings)
     configure_logging(settings)
     ray = _ray_up() if use_actors is not False else None
-    registry_actor = None
-    if ray is not None:
-        from nq_ray.tools.actor import get_or_create_registry
-
-        registry_actor = get_or_create_registry(settings, name=registry_name)
+    runtime = Runtime(
+        settings,
+        "local" if ray is not None else "in_process",
+        broker_name=broker_name,
+        registry_name=registry_name,
+        desk_name=desk_name,
+    )
+    registry_actor = runtime.registry_actor() if ray is not None else None
 
     metrics = Metrics()
     bus = EventBus(settings.cache.url)
-    auditor = (
-        ForwardingAuditor(registry_actor) if registry_actor is not None else StoreAuditor(settings.store_url)
-    )
+    auditor = runtime.auditor()
 
     async def publish(event: str, data: dict[str, Any]) -> None:
         if event == "order_update":
@@ -92,12 +93,9 @@ def build_app(
                 metrics.on_order(o)
         await bus.publish(event, data)
 
-    # ---- ToolContext construction (the runtime helper rewrites this block) ----
     # without Ray: one in-process paper broker, shared by the tools and the agents API's desk
-    brokers = _broker_factory(broker_name) if ray is not None else InProcessBroker
-    context = ToolContext(settings=settings, publish=publish, broker_factory=brokers)
+    context = runtime.tool_context(publish=publish)
     registry = build_registry(context, auditor=auditor)
-    # ---- end of the ToolContext construction ----
     known = set(registry.specs)
     registry.on_call = lambda tool, outcome, s: metrics.on_call(
         tool if tool in known else "_unknown", outcome, s
@@ -116,7 +114,7 @@ def build_app(
         settings,
         tools=len(known),
         registry_actor=registry_actor,
-        broker=context.broker() if ray is not None else None,
+        broker=runtime.broker() if ray is not None else None,
     )
 
     mcp = build_mcp(registry, who="mcp-http")
@@ -138,7 +136,7 @@ def build_app(
                 if local_jobs is not None:
                     await local_jobs.close()
                 await bus.stop()
-                context.close()
+                runtime.close()
 
     api = FastAPI(
         title="nq-ray",
@@ -186,16 +184,6 @@ def build_app(
     # router and Serve's per-request route naming both walk the table in order)
     api.router.routes.insert(0, Mount(settings.mcp.path.rstrip("/") or "/mcp", app=mcp_app))
     return api
-
-
-def _broker_factory(name: str) -> Any:
-    def make(settings: Settings) -> Any:
-        from nq_ray.execution.actor import get_or_create_broker
-
-        return get_or_create_broker(settings, name=name, feed=True)
-
-    make.broker_name = name  # type: ignore[attr-defined]  # the config API tells this broker of changes
-    return make
 
 
 __all__ = ["build_app"]

@@ -26,7 +26,7 @@ def config_router(deps: AppDeps) -> APIRouter:
     router = APIRouter(prefix="/api/config", tags=["config"])
     local = None
     if deps.registry_actor is None:
-        from nq_ray.tools.actor import LiveSettings
+        from nq_ray.runtime.registry import LiveSettings
 
         local = LiveSettings(deps.registry.context.settings, deps.registry.context.settings.store_url)
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from nq_ray.config import Settings
+from nq_ray.ports import PaperBrokerPort
 
 Status = Literal["ok", "degraded", "down", "not_configured"]
 CHECK_TIMEOUT_S = 3.0
@@ -46,7 +47,12 @@ async def _timed(fn: Callable[[], Awaitable[Check]]) -> Check:
 
 class HealthChecker:
     def __init__(
-        self, settings: Settings, *, tools: int, registry_actor: Any = None, broker: Any = None
+        self,
+        settings: Settings,
+        *,
+        tools: int,
+        registry_actor: Any = None,
+        broker: PaperBrokerPort | None = None,
     ) -> None:
         self.settings = settings
         self.tools = tools
@@ -66,7 +72,7 @@ class HealthChecker:
     async def broker_check(self) -> Check:
         if self.broker is None:
             return Check(status="not_configured", detail="paper broker actor not started")
-        out = await self.broker.ready.remote()
+        out = await self.broker.ready()
         return Check(status="ok", detail=f"actor paper_broker: {out['open_orders']} open orders")
 
     async def database(self) -> Check:

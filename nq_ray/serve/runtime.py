@@ -75,34 +75,24 @@ def start_ray(
     dashboard: bool = False,
     fast_ingress: bool = True,
 ) -> dict[str, Any]:
-    """Join the cluster at ``address`` / ``RAY_ADDRESS``, or start a local Ray; what ``ray.init`` said."""
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    use_fast_ingress(fast_ingress)
-    import ray
+    """Join the cluster at ``address`` / ``RAY_ADDRESS``, or start a local Ray (``nq_ray.runtime.connect``,
+    with Serve's fast-ingress variables set first); whether it joined one, and the dashboard's URL."""
+    from nq_ray.runtime.cluster import connect
 
-    if ray.is_initialized():
-        return {"joined": True, "dashboard_url": None}
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    kwargs: dict[str, Any] = {"namespace": "nq", "configure_logging": False, "log_to_driver": False}
-    if address is None:
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        kwargs |= {"num_cpus": num_cpus, "include_dashboard": dashboard}
-        if temp_dir:
-            kwargs["_temp_dir"] = temp_dir
-    ctx = ray.init(address=address, **kwargs)
-    url = getattr(ctx, "dashboard_url", None)
-    return {"joined": address is not None, "dashboard_url": f"http://{url}" if url else None}
+    use_fast_ingress(fast_ingress)
+    conn = connect(address, num_cpus=num_cpus, dashboard=dashboard, temp_dir=temp_dir)
+    return {"joined": not conn.started, "dashboard_url": conn.dashboard_url}
 
 
 def start_actors(settings: Settings) -> tuple[Any, Any]:
-    """The ``paper_broker`` and ``tool_registry`` actors, created when missing and ready."""
+    """The ``paper_broker`` (with its price feed) and ``tool_registry`` actors, created when missing and
+    ready; their handles."""
     import ray
 
-    from nq_ray.execution.actor import get_or_create_broker
-    from nq_ray.tools.actor import get_or_create_registry
+    from nq_ray.runtime import Runtime
 
-    broker = get_or_create_broker(settings, feed=True)
-    registry = get_or_create_registry(settings)
+    runtime = Runtime(settings, "local")
+    broker, registry = runtime.broker_handle(), runtime.registry_actor()
     ray.get([broker.ready.remote(), registry.ping.remote()], timeout=120)
     return broker, registry
 

@@ -6,7 +6,7 @@ processes), for the multi-node tests and the cluster benchmark.
 
 Each command prints one JSON object on its last line of stdout. It runs in a process of its own: a process
 connects to one Ray instance, and the pytest session already holds one (``ray_session``). ``RAY_TMPDIR``
-is pointed at a private directory so the cluster's address file never leaks to other ``ray.init()`` calls.
+is pointed at a private directory so the cluster's address file never leaks to other ``ray.init`` calls.
 
 Per-node task counts come from wrapping the sweep's chunk function and ``analyze_task`` (module-level
 functions here, so workers import them by reference) with a start/finish record in a ``Tally`` actor
@@ -170,7 +170,9 @@ class LocalCluster:
             },
         )
         self.workers = [self.cluster.add_node(num_cpus=1) for _ in range(workers)]
-        ray.init(address=self.cluster.address, namespace=NAMESPACE, log_to_driver=False)
+        from nq_ray.runtime.cluster import connect
+
+        connect(self.cluster.address, namespace=NAMESPACE)
         self.cluster.wait_for_nodes()
         self.head_id = ray.get_runtime_context().get_node_id()
         self.names = {self.head_id: "head"}

@@ -282,6 +282,8 @@ class VLLMCPUServer:
 
 # Run by the vLLM venv's Python: a Ray instance of its own, Serve on a free port, the application built by
 # the YAML's import path (``ray.serve.llm:build_openai_app``) from the given args; SIGTERM shuts it down.
+# Its own ``ray.init``, not ``nq_ray.runtime.connect``: it runs in ``.venv-vllm`` with PYTHONPATH removed
+# (``server_env``), where nq_ray is not importable.
 _SERVE_SCRIPT = r"""
 import importlib, json, os, signal, sys, threading
 spec = json.loads(sys.argv[1])

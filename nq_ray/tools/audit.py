@@ -14,6 +14,8 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from nq_ray.ports import AuditLog
+
 log = logging.getLogger(__name__)
 
 MAX_ARGUMENTS_BYTES = 8192
@@ -113,12 +115,13 @@ class StoreAuditor:
 
 
 class ForwardingAuditor:
-    """Sends records to the ``tool_registry`` actor's ``audit_many`` in batches (see the module doc)."""
+    """Sends records in batches to an ``AuditLog`` — the ``tool_registry`` actor's ``audit_many`` through
+    ``nq_ray.runtime.registry.RayAuditLog`` (see the module doc)."""
 
     def __init__(
-        self, actor: Any, *, flush_s: float = 0.25, batch: int = 200, max_buffer: int = 20_000
+        self, sink: AuditLog, *, flush_s: float = 0.25, batch: int = 200, max_buffer: int = 20_000
     ) -> None:
-        self.actor = actor
+        self.sink = sink
         self.flush_s = flush_s
         self.batch = batch
         self.max_buffer = max_buffer
@@ -149,7 +152,7 @@ class ForwardingAuditor:
 
     async def _send(self, records: list[dict[str, Any]]) -> None:
         try:
-            await self.actor.audit_many.remote(records)
+            await self.sink.audit_many(records)
             self.sent += len(records)
         except Exception as exc:  # the actor is restarting: keep the records and try again
             log.warning("audit batch of %d not delivered (%s); will retry", len(records), exc)

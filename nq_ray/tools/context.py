@@ -8,23 +8,33 @@ backtests run the tools. Every bar a tool reads goes through ``nq_ray.tools.data
 the bars that had closed by ``as_of`` (the one choke point; ``end`` is clamped, ``period`` counts back from
 the last of them); "now" is ``as_of``; and the broker is a ``PointInTimeBroker``: a flat paper book whose
 risk gate judges at ``as_of`` and which refuses to send orders.
+
+Where the collaborators come from: ``nq_ray.runtime.Runtime`` (the composition root) builds the context
+for its mode. This module never starts Ray or makes a broker of its own; outside a registry call,
+``current()`` uses what the runtime installed (``set_default_context``) or, failing that, the settings
+from the environment with no broker.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
-import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from nq_ray.config import Settings
-from nq_ray.errors import NQRayError
+from nq_ray.errors import ConfigError, NQRayError
+from nq_ray.ports import BrokerPort, Clock
+
+if TYPE_CHECKING:
+    from nq_ray.domain.orders import Order
+    from nq_ray.execution.broker import ManagePosition
+    from nq_ray.risk.gate import RiskVerdict
+    from nq_ray.store.records import OrderRecord
 
 Progress = Callable[[float, float | None, str | None], None]
 """``progress(done, total, message)``; may be called from worker threads; may raise to cancel."""
@@ -54,19 +64,28 @@ def as_utc(at: datetime | str | pd.Timestamp) -> datetime:
 
 @dataclass
 class ToolContext:
-    """Collaborators of the tools. ``broker`` returns the paper broker's actor handle (created lazily).
-    ``as_of`` (tz-aware) makes every tool see the market as it was then (see the module docstring)."""
+    """Collaborators of the tools. ``broker()`` is the paper broker (a ``BrokerPort``) that
+    ``broker_factory`` makes on first use; ``nq_ray.runtime.Runtime.tool_context`` gives the factory for
+    its mode (in-process, local Ray, cluster). A context built without one has no broker: the tools that
+    need it raise ``ConfigError``. ``as_of`` (tz-aware) makes every tool see the market as it was then
+    (see the module docstring)."""
 
     settings: Settings
-    clock: Callable[[], datetime] = _wall_clock
-    broker_factory: Callable[[Settings], Any] | None = None
+    clock: Clock = _wall_clock
+    broker_factory: Callable[[Settings], BrokerPort] | None = None
     publish: EventSink | None = None
     as_of: datetime | None = None
-    _broker: Any = field(default=None, repr=False)
+    _broker: BrokerPort | None = field(default=None, repr=False)
 
     def now(self) -> datetime:
         """The tools' "now": ``as_of`` in a point-in-time run, else the clock."""
         return self.as_of if self.as_of is not None else self.clock()
+
+    @classmethod
+    def at(cls, settings: Settings, as_of: datetime | str | pd.Timestamp) -> ToolContext:
+        """The context of a replay or an agent backtest: ``settings`` as of ``as_of`` (see
+        ``point_in_time``). Needs no runtime: it has no broker to reach and publishes nothing."""
+        return cls(settings=settings).point_in_time(as_of)
 
     def point_in_time(self, as_of: datetime | str | pd.Timestamp) -> ToolContext:
         """A copy of this context that sees only data up to ``as_of``, publishes nothing and sends no
@@ -76,24 +95,26 @@ class ToolContext:
             self, as_of=at, publish=None, broker_factory=None, _broker=PointInTimeBroker(self.settings, at)
         )
 
-    def broker(self) -> Any:
-        """The ``paper_broker`` actor handle (``get_or_create_broker`` unless a factory was given)."""
+    def broker(self) -> BrokerPort:
+        """The paper broker, made by ``broker_factory`` on first use."""
         if self._broker is None:
             if self.as_of is not None:
                 self._broker = PointInTimeBroker(self.settings, self.as_of)
             elif self.broker_factory is not None:
                 self._broker = self.broker_factory(self.settings)
             else:
-                from nq_ray.execution.actor import get_or_create_broker
-
-                self._broker = get_or_create_broker(self.settings)
+                raise ConfigError(
+                    "this tool context has no paper broker: build it with nq_ray.runtime.Runtime "
+                    "(Runtime(settings, mode='in_process').tool_context()) or pass broker_factory"
+                )
         return self._broker
 
     def close(self) -> None:
-        """Close an in-process broker this context made (an actor handle needs nothing)."""
-        if isinstance(self._broker, InProcessBroker):
-            self._broker.close()
-            self._broker = None
+        """Close the broker this context made, when it has anything to close (an in-process book)."""
+        close = getattr(self._broker, "close", None)
+        if callable(close):
+            close()
+        self._broker = None
 
     async def emit(self, event: str, data: dict[str, Any]) -> None:
         if self.publish is None:
@@ -103,19 +124,9 @@ class ToolContext:
             await out
 
 
-class _Remote:
-    """``method.remote(...)`` → an awaitable, so tools call ``PointInTimeBroker`` like the broker actor."""
-
-    def __init__(self, fn: Callable[..., Any]) -> None:
-        self.fn = fn
-
-    async def remote(self, *args: Any, **kwargs: Any) -> Any:
-        return self.fn(*args, **kwargs)
-
-
 class PointInTimeBroker:
-    """The broker tools see in a point-in-time run: a flat, in-memory paper book (the settings' account
-    size and risk limits) whose gate judges orders at ``as_of``. It answers ``check_order`` and
+    """The ``BrokerPort`` tools see in a point-in-time run: a flat, in-memory paper book (the settings'
+    account size and risk limits) whose gate judges orders at ``as_of``. It answers ``check_order`` and
     ``portfolio``; ``place_order`` and ``manage_position`` raise ``PointInTimeError`` (a replay or a
     backtest never sends an order to the live book)."""
 
@@ -129,17 +140,13 @@ class PointInTimeBroker:
             slippage_ticks=settings.execution.slippage_ticks,
             commission_per_contract=settings.execution.commission_per_contract,
         )
-        self.check_order = _Remote(self._check)
-        self.portfolio = _Remote(self._portfolio)
-        self.place_order = _Remote(self._refuse("place_order"))
-        self.manage_position = _Remote(self._refuse("manage_position"))
 
-    def _check(self, order: Any) -> Any:
+    async def check_order(self, order: Order | Mapping[str, Any]) -> RiskVerdict:
         from nq_ray.execution.broker import parse_order
 
         return self.book.check(parse_order(order), self.as_of)
 
-    def _portfolio(self) -> dict[str, Any]:
+    async def portfolio(self) -> dict[str, Any]:
         acct = self.book.account(self.as_of)
         zero = dict.fromkeys(("realized_pnl_usd", "unrealized_pnl_usd", "commission_usd", "net_pnl_usd"), 0.0)
         return {
@@ -151,50 +158,18 @@ class PointInTimeBroker:
             "point_in_time": True,
         }
 
-    def _refuse(self, what: str) -> Callable[..., Any]:
-        def refuse(*_args: Any, **_kwargs: Any) -> Any:
-            raise PointInTimeError(
-                f"{what} is not available in a point-in-time run (as of {self.as_of.isoformat()}): replays "
-                "and agent backtests never send orders; the backtest engine simulates the fills",
-                as_of=self.as_of.isoformat(),
-            )
+    async def place_order(self, order: Order | Mapping[str, Any], source: str | None = None) -> OrderRecord:
+        raise self._refused("place_order")
 
-        return refuse
+    async def manage_position(self, request: ManagePosition | Mapping[str, Any]) -> list[OrderRecord]:
+        raise self._refused("manage_position")
 
-
-class _Threaded:
-    """``method.remote(...)`` → an awaitable run on a worker thread, one call at a time (``lock``)."""
-
-    def __init__(self, fn: Callable[..., Any], lock: threading.Lock) -> None:
-        self.fn, self.lock = fn, lock
-
-    async def remote(self, *args: Any, **kwargs: Any) -> Any:
-        def run() -> Any:
-            with self.lock:
-                return self.fn(*args, **kwargs)
-
-        return await asyncio.to_thread(run)
-
-
-class InProcessBroker:
-    """The paper broker without Ray (a ``broker_factory``): ``BrokerService`` — what the ``paper_broker``
-    actor hosts — journaled to the settings' store, on the wall clock, its methods called as
-    ``await broker.<method>.remote(...)`` on a worker thread, one at a time. ``feed`` prices market orders
-    from the data source, as in the runtime. One per process: two on one store keep two books."""
-
-    def __init__(self, settings: Settings, *, feed: bool = True) -> None:
-        from nq_ray.execution.actor import BrokerService
-
-        self.svc = BrokerService(settings, feed=feed)
-        self._lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> _Threaded:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return _Threaded(getattr(self.svc, name), self._lock)
-
-    def close(self) -> None:
-        self.svc._svc.close()
+    def _refused(self, what: str) -> PointInTimeError:
+        return PointInTimeError(
+            f"{what} is not available in a point-in-time run (as of {self.as_of.isoformat()}): replays "
+            "and agent backtests never send orders; the backtest engine simulates the fills",
+            as_of=self.as_of.isoformat(),
+        )
 
 
 _context: contextvars.ContextVar[ToolContext | None] = contextvars.ContextVar("nq_tool_context", default=None)
@@ -211,13 +186,29 @@ def bind(context: ToolContext, progress: Progress | None = None) -> Iterator[Non
         _progress.reset(t2)
 
 
+DefaultContext = Callable[[], ToolContext]
+_default: DefaultContext | None = None
+
+
+def set_default_context(factory: DefaultContext | None) -> None:
+    """The hook through which the composition root (``nq_ray.runtime.Runtime.make_default``) supplies
+    the context that tool functions called outside a registry call run with; ``None`` removes it."""
+    global _default
+    _default = factory
+
+
 def current() -> ToolContext:
-    """The context of the running tool call (a default one from the environment outside a call)."""
+    """The context of the running tool call. Outside a call: the one the composition root installed with
+    ``set_default_context``, else (explicitly) the environment's settings with no broker — the tools
+    never build a runtime of their own."""
     ctx = _context.get()
     if ctx is None:
-        from nq_ray.config import load_settings
+        if _default is not None:
+            ctx = _default()
+        else:
+            from nq_ray.config import load_settings
 
-        ctx = ToolContext(settings=load_settings())
+            ctx = ToolContext(settings=load_settings())
         _context.set(ctx)
     return ctx
 

@@ -89,7 +89,7 @@ async def place_order(
     payload = order_payload(
         symbol, side, contracts, order_type, price, stop_loss, take_profit, client_order_id
     )
-    rec: OrderRecord = await ctx.broker().place_order.remote(payload, source="tool")
+    rec: OrderRecord = await ctx.broker().place_order(payload, source="tool")
     out = OrderResult(
         order=rec, accepted=rec.status.value not in ("rejected",), mode=ctx.settings.execution.mode
     )
@@ -129,8 +129,8 @@ async def manage_position(
         for k, v in (("symbol", symbol), ("price", price), ("quantity", quantity)):
             if v is not None:
                 req[k] = v
-        orders = await broker.manage_position.remote(req)
-    portfolio = await broker.portfolio.remote()
+        orders = await broker.manage_position(req)
+    portfolio = await broker.portfolio()
     out = PositionResult(action=action, orders=orders, portfolio=portfolio)
     if orders:
         await ctx.emit("order_update", out.model_dump(mode="json"))

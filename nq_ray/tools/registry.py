@@ -14,11 +14,12 @@ import typing
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from nq_ray.errors import InvalidArgumentError, NQRayError
+from nq_ray.ports import Auditor
 from nq_ray.tools.context import Progress, ToolContext, bind
 from nq_ray.tools.wire import as_nq_error, json_safe, validation_message
 
@@ -88,22 +89,6 @@ def spec_of(fn: ToolFn, category: str, *, long_running: bool = False, read_only:
 
 def _camel(name: str) -> str:
     return "".join(part.title() for part in name.split("_"))
-
-
-class Auditor(Protocol):
-    """Where every tool call is recorded (the store's audit log, or a forwarder to it)."""
-
-    async def audit(
-        self,
-        *,
-        at: datetime,
-        who: str,
-        tool: str,
-        arguments: dict[str, Any] | None,
-        outcome: str,
-        error_code: str | None,
-        duration_ms: float,
-    ) -> None: ...
 
 
 CallHook = Callable[[str, str, float], None]  # (tool, outcome or error code, seconds)

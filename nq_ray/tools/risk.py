@@ -148,7 +148,7 @@ async def assess_portfolio_risk(
     portfolio = None
     equity = ctx.settings.risk.account_size_usd
     if positions is None:
-        portfolio = await ctx.broker().portfolio.remote()
+        portfolio = await ctx.broker().portfolio()
         positions = {s: int(r["quantity"]) for s, r in portfolio["positions"].items()}
         equity = float(portfolio.get("equity_usd") or equity)
     return await offload(
@@ -185,7 +185,7 @@ async def check_risk_limits(
 
     ctx = current()
     order = order_payload(symbol, side, contracts, order_type, price, None, None, None)
-    verdict = await ctx.broker().check_order.remote(order)
+    verdict = await ctx.broker().check_order(order)
     return LimitCheck(verdict=verdict, limits=ctx.settings.risk.limits)
 
 

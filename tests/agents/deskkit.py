@@ -48,13 +48,16 @@ def make_settings(tmp_path: Path, llm: LLMConfig | None = None, store_url: str |
 def broker_registry(ray: Any, settings: Settings, nq_5m: Any) -> Iterator[tuple[ToolRegistry, Any]]:
     """Every tool over a real paper broker actor (unique name, the temp store), its clock at the sample's
     last bar; yields (registry, broker handle) and kills the broker afterwards."""
-    from nq_ray.execution.actor import get_or_create_broker
+    from nq_ray.runtime.broker import RayBroker, get_or_create_broker
 
     name = f"paper_broker_svc_{uuid.uuid4().hex[:8]}"
     handle = get_or_create_broker(settings, name=name, clock="bar")
     ray.get(handle.on_price.remote("NQ", float(nq_5m["close"].iloc[-1]), nq_5m.index[-1].to_pydatetime()))
     try:
-        yield build_registry(ToolContext(settings=settings, broker_factory=lambda s: handle)), handle
+        yield (
+            build_registry(ToolContext(settings=settings, broker_factory=lambda s: RayBroker(handle))),
+            handle,
+        )
     finally:
         ray.kill(handle)
 

@@ -168,13 +168,12 @@ async def test_unapproved_assessment_places_no_order() -> None:
 async def test_actor_tools_call_the_registry_actor(ray_session: Any, tmp_path: Path) -> None:
     import uuid
 
-    from nq_ray.agents.agents import ActorTools
-    from nq_ray.tools.actor import get_or_create_registry
+    from nq_ray.runtime.registry import RayTools, get_or_create_registry
 
     settings = Settings(data={"data_dir": str(tmp_path / "data")})
     handle = get_or_create_registry(settings, name=f"tool_registry_test_{uuid.uuid4().hex[:8]}")
     try:
-        quote = await ActorTools(handle).call("get_nq_price", {"symbol": "NQ"}, who="analysis_agent")
+        quote = await RayTools(handle).call("get_nq_price", {"symbol": "NQ"}, who="analysis_agent")
     finally:
         ray_session.kill(handle)
 

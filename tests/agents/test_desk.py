@@ -34,7 +34,7 @@ def settings(tmp_path: Path) -> Settings:
 def registry(ray_session: Any, settings: Settings, nq_5m: Any) -> Iterator[ToolRegistry]:
     """Every tool, with a real paper broker under a unique name on the temp store, its clock at the
     last sample bar (Tuesday 2026-04-28 23:35 New York, Globex open)."""
-    from nq_ray.execution.actor import get_or_create_broker
+    from nq_ray.runtime.broker import RayBroker, get_or_create_broker
 
     name = f"paper_broker_desk_{uuid.uuid4().hex[:8]}"
     handles: list[Any] = []
@@ -45,7 +45,7 @@ def registry(ray_session: Any, settings: Settings, nq_5m: Any) -> Iterator[ToolR
             h.on_price.remote("NQ", float(nq_5m["close"].iloc[-1]), nq_5m.index[-1].to_pydatetime())
         )
         handles.append(h)
-        return h
+        return RayBroker(h)
 
     yield build_registry(ToolContext(settings=settings, broker_factory=factory))
     for h in handles:

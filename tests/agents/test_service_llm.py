@@ -229,7 +229,7 @@ async def test_events_reach_redis_subscribers_and_the_polling_buffer(
 
     import redis.asyncio as aioredis
 
-    from nq_ray.agents.actors import _redis_publisher
+    from nq_ray.runtime.desk import _redis_publisher
 
     url = "redis://127.0.0.1:6379/0"
     client = aioredis.from_url(url)

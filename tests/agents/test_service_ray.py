@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from nq_ray.agents.actors import get_or_create_desk
 from nq_ray.config import Settings
+from nq_ray.runtime.desk import get_or_create_desk
 from nq_ray.testing.llm_server import ScriptedLLMServer
 from tests.agents.deskkit import make_settings
-from tests.agents.test_actors import restarted
 from tests.agents.test_service_llm import VALID, llm_config
+from tests.runtime.test_desk import restarted
 
 AGENTS = ("analysis_agent", "risk_agent", "execution_agent")
 
@@ -35,7 +35,7 @@ def slow_llm() -> Iterator[ScriptedLLMServer]:
 def desk_on_ray(ray: Any, settings: Settings, nq_5m: Any) -> Iterator[tuple[Any, Any, str]]:
     """A desk actor over its own registry actor and the ``paper_broker`` actor (bar clock at the sample's
     last bar); everything is killed afterwards."""
-    from nq_ray.execution.actor import get_or_create_broker
+    from nq_ray.runtime.broker import get_or_create_broker
 
     with contextlib.suppress(ValueError):  # a broker another test left behind has another store
         ray.kill(ray.get_actor("paper_broker", namespace="nq"), no_restart=True)

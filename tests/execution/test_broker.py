@@ -18,6 +18,7 @@ from nq_ray.execution.broker import ManagePosition
 from nq_ray.execution.paper import PaperBroker
 from nq_ray.risk.gate import RiskVerdict
 from nq_ray.risk.limits import RiskLimits
+from nq_ray.runtime.journal import open_paper_broker
 from nq_ray.store.records import OrderRecord
 from tests.execution.helpers import bar, et
 
@@ -26,7 +27,7 @@ LIMITS = RiskLimits(max_orders_per_minute=None, max_margin_use_pct=None)
 
 @pytest.fixture
 def pb(db_url: str) -> Iterator[PaperBroker]:
-    broker = PaperBroker.open(db_url, limits=LIMITS, slippage_ticks=1, commission_per_contract=2.25)
+    broker = open_paper_broker(db_url, limits=LIMITS, slippage_ticks=1, commission_per_contract=2.25)
     broker.on_bar("NQ", bar(et(10, 0), 20000, 20002, 19998, 20000))
     yield broker
     broker.close()
@@ -81,7 +82,7 @@ def test_stop_limit_triggers_then_fills_as_a_limit(pb: PaperBroker) -> None:
 
 
 def test_partial_fills_when_volume_caps_the_fill(db_url: str) -> None:
-    pb = PaperBroker.open(db_url, limits=LIMITS, max_volume_participation=0.001)
+    pb = open_paper_broker(db_url, limits=LIMITS, max_volume_participation=0.001)
     try:
         pb.on_bar("NQ", bar(et(10, 0), 20000, 20002, 19998, 20000))
         rec = place(pb, side="buy", quantity=2)
@@ -173,7 +174,7 @@ def test_same_client_order_id_twice_returns_the_first_and_fills_once(pb: PaperBr
 
 
 def test_risk_denied_order_is_recorded_with_reasons_and_never_fills(db_url: str) -> None:
-    pb = PaperBroker.open(db_url, limits=RiskLimits(require_stop_loss=True, max_orders_per_minute=None))
+    pb = open_paper_broker(db_url, limits=RiskLimits(require_stop_loss=True, max_orders_per_minute=None))
     try:
         pb.on_bar("NQ", bar(et(10, 0), 20000, 20002, 19998, 20000))
         rec = place(pb, side="buy", quantity=1)

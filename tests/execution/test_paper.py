@@ -15,6 +15,7 @@ from nq_ray.domain.orders import Bracket, Order, OrderStatus
 from nq_ray.execution.broker import fills_by_symbol
 from nq_ray.execution.paper import PaperBroker
 from nq_ray.risk.limits import RiskLimits
+from nq_ray.runtime.journal import open_paper_broker
 from nq_ray.store.records import OrderRecord
 from tests.execution.helpers import BAR_MOVES, OPEN_LIMITS, bar, et, kernel_opts, ohlc_from_ticks
 
@@ -26,7 +27,7 @@ class Crash(BaseException):
 
 
 def _open(url: str) -> PaperBroker:
-    return PaperBroker.open(url, limits=LIMITS)
+    return open_paper_broker(url, limits=LIMITS)
 
 
 def test_restart_rebuilds_orders_positions_and_account(db_url: str) -> None:
@@ -131,7 +132,7 @@ def test_paper_trades_equal_backtest_trades(
         kernel_opts(1.0, sl_ticks, tp_ticks, True),
     )
     with tempfile.TemporaryDirectory() as tmp:
-        pb = PaperBroker.open(f"sqlite+aiosqlite:///{tmp}/p.db", limits=RiskLimits(**OPEN_LIMITS))
+        pb = open_paper_broker(f"sqlite+aiosqlite:///{tmp}/p.db", limits=RiskLimits(**OPEN_LIMITS))
         try:
             times = [et(10, 0), et(10, 5), et(10, 10)]
             pb.on_bar("NQ", bar(times[0], o[0], h[0], lo[0], c[0]))

@@ -109,7 +109,7 @@ async def test_live_settings_survive_a_restart_of_the_registry_actor(ray_session
     import asyncio
     import uuid
 
-    from nq_ray.tools.actor import get_or_create_registry
+    from nq_ray.runtime.registry import get_or_create_registry
     from nq_ray.tools.wire import as_nq_error
 
     actor = get_or_create_registry(settings, name=f"tool_registry_cfg_{uuid.uuid4().hex[:8]}")

@@ -92,7 +92,7 @@ def broker_registry(ray_session: Any, settings: Settings) -> Iterator[ToolRegist
     """A registry whose broker is a real ``BrokerActor`` on a temp SQLite store, under a unique name."""
     import uuid
 
-    from nq_ray.execution.actor import get_or_create_broker
+    from nq_ray.runtime.broker import RayBroker, get_or_create_broker
 
     name = f"paper_broker_test_{uuid.uuid4().hex[:8]}"
     handles: list[Any] = []
@@ -100,7 +100,7 @@ def broker_registry(ray_session: Any, settings: Settings) -> Iterator[ToolRegist
     def factory(s: Settings) -> Any:
         h = get_or_create_broker(s, name=name)
         handles.append(h)
-        return h
+        return RayBroker(h)
 
     yield build_registry(ToolContext(settings=settings, clock=lambda: FIXED_NOW, broker_factory=factory))
     for h in handles:

@@ -116,7 +116,7 @@ async def test_a_store_outage_refuses_the_job_with_a_typed_error(registry, tmp_p
 
 
 async def test_jobs_survive_a_kill_of_the_registry_actor(ray_session, settings) -> None:
-    from nq_ray.tools.actor import get_or_create_registry
+    from nq_ray.runtime.registry import get_or_create_registry
 
     name = f"tool_registry_test_{uuid.uuid4().hex[:8]}"
     actor = get_or_create_registry(settings, name=name)

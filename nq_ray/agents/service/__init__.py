@@ -151,14 +151,8 @@ class DeskService:
             self.store = DeskStore(self._repo)
             if self.router is None:
                 self.router = LLMRouter.from_config(self.settings.llm)
-            # ---- ToolContext construction (the runtime helper rewrites this block) ----
-            if self._tools is None:
-                from nq_ray.agents.agents import LocalTools
-                from nq_ray.tools.context import ToolContext
-                from nq_ray.tools.registry import build_registry
-
-                self._tools = LocalTools(build_registry(ToolContext(settings=self.settings)))
-            # ---- end of the ToolContext construction ----
+            if self._tools is None:  # the composition root passes them (nq_ray.runtime.Runtime.tools)
+                raise ConfigError("DeskService needs its tools: pass tools= (nq_ray.runtime.Runtime.tools())")
             if self._host is None:
                 self._host = LocalAgentHost(self._tools, self.router, self._repo, self.clock)
             self.usage = UsageBook(self.store, clock=self.clock)

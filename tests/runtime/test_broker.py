@@ -19,8 +19,8 @@ import pytest
 from nq_ray.config import Settings
 from nq_ray.domain.orders import Bracket, Order, OrderStatus
 from nq_ray.errors import InvalidOrderError, NotFoundError
-from nq_ray.execution.actor import get_or_create_broker
 from nq_ray.execution.broker import fills_by_symbol
+from nq_ray.runtime.broker import get_or_create_broker
 from tests.execution.helpers import OPEN_LIMITS, bar, et
 
 

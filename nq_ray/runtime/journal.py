@@ -1,4 +1,5 @@
-"""The order journal: a blocking facade over the async store, run on a private event-loop thread.
+"""The order journal: a blocking facade over the async store, run on a private event-loop thread — the SQL
+implementation of ``nq_ray.execution.paper.OrderJournal`` that the runtime gives the paper broker.
 
 Write-ahead: ``record_new`` commits the order row (status ``new``) before the broker acts on it, and
 ``commit`` writes a broker unit of work in one transaction. A restart reads everything back with
@@ -14,7 +15,9 @@ from collections.abc import Coroutine
 from datetime import datetime
 from typing import Any, TypeVar
 
-from nq_ray.store.records import OrderEvent, OrderRecord, StoredState, UnitOfWork
+from nq_ray.execution.paper import Clock, PaperBroker
+from nq_ray.risk.limits import RiskLimits
+from nq_ray.store.records import FillRecord, OrderEvent, OrderRecord, StoredState, UnitOfWork
 from nq_ray.store.repository import Repository
 
 T = TypeVar("T")
@@ -67,6 +70,15 @@ class Journal:
     def load(self, *, session_date: str | None = None, since: datetime | None = None) -> StoredState:
         return self.run(self.repo.load_state(session_date=session_date, since=since))
 
+    def list_orders(self, symbol: str | None = None) -> list[OrderRecord]:
+        return self.run(self.repo.list_orders(symbol=symbol))
+
+    def fills(self, *, symbol: str | None = None, session_date: str | None = None) -> list[FillRecord]:
+        return self.run(self.repo.fills(symbol=symbol, session_date=session_date))
+
+    def recent_order_times(self, since: datetime) -> list[datetime]:
+        return self.run(self.repo.recent_order_times(since))
+
     def close(self) -> None:
         if self._closed:
             return
@@ -75,3 +87,40 @@ class Journal:
             self.run(self.repo.close())
         finally:
             self._loop.close()
+
+
+def open_paper_broker(
+    url: str,
+    *,
+    limits: RiskLimits | None = None,
+    starting_balance_usd: float = 100_000.0,
+    slippage_ticks: float = 1,
+    commission_per_contract: float = 2.25,
+    clock: Clock | None = None,
+    **broker_kwargs: Any,
+) -> PaperBroker:
+    """A ``PaperBroker`` journaled to the store at ``url`` (migrated), its book rebuilt from it and the
+    orders journaled but not yet accepted when the last process stopped settled."""
+    return PaperBroker.open(
+        Journal(url),
+        limits=limits,
+        starting_balance_usd=starting_balance_usd,
+        slippage_ticks=slippage_ticks,
+        commission_per_contract=commission_per_contract,
+        clock=clock,
+        **broker_kwargs,
+    )
+
+
+def paper_broker_from_settings(settings: Any, *, clock: Clock | None = None, **kwargs: Any) -> PaperBroker:
+    """``open_paper_broker`` on the settings' store, risk limits, account size and costs."""
+    ex = settings.execution
+    return open_paper_broker(
+        settings.store_url,
+        limits=settings.risk.limits,
+        starting_balance_usd=settings.risk.account_size_usd,
+        slippage_ticks=ex.slippage_ticks,
+        commission_per_contract=ex.commission_per_contract,
+        clock=clock,
+        **kwargs,
+    )

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from nq_ray.errors import UnknownSymbolError
-from nq_ray.tools.actor import get_or_create_registry
+from nq_ray.runtime.registry import get_or_create_registry
 from nq_ray.tools.wire import as_nq_error
 
 

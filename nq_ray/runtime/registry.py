@@ -9,7 +9,10 @@ Agents call tools here. It owns, for every Serve replica:
   records it in ``config_changes`` and pushes it to the paper broker and the trading desk; replicas pick it
   up through ``sync`` (about once a second), which also collects their metrics for cluster totals.
 Detached and restartable: a restart re-reads the settings changes made since the actor was created, and
-settles the jobs it left unfinished; orders are the broker's (journaled there)."""
+settles the jobs it left unfinished; orders are the broker's (journaled there).
+
+The ports over it: ``RayTools`` (``ToolsPort``: agents call tools here) and ``RayAuditLog`` (the batch
+sink ``ForwardingAuditor`` sends Serve replicas' audit records to)."""
 
 from __future__ import annotations
 
@@ -22,6 +25,9 @@ from typing import Any
 import ray
 
 from nq_ray.config import Settings, live_patch
+from nq_ray.runtime.broker import RayBroker, get_or_create_broker
+from nq_ray.runtime.cluster import NAMESPACE, RemoteMethods, find_actor, named_actor
+from nq_ray.runtime.metrics import Metrics
 from nq_ray.tools.audit import StoreAuditor
 from nq_ray.tools.context import ToolContext
 from nq_ray.tools.jobs import JobManager
@@ -30,7 +36,7 @@ from nq_ray.tools.registry import build_registry
 log = logging.getLogger(__name__)
 
 ACTOR_NAME = "tool_registry"
-NAMESPACE = "nq"
+BROKER_NAME = "paper_broker"
 DESK_NAME = "trading_desk"
 
 
@@ -105,13 +111,14 @@ class RegistryActor:
     Ray task error's cause (``nq_ray.tools.wire.as_nq_error`` unwraps them)."""
 
     def __init__(self, settings: Settings, created_at: datetime | None = None) -> None:
-        from nq_ray.serve.metrics import Metrics
-
         self.created_at = created_at or datetime.now(UTC)
         self.live = LiveSettings(settings, settings.store_url)
         self.auditor = StoreAuditor(settings.store_url)
         self.metrics = Metrics(replica="tool_registry")
-        self.context = ToolContext(settings=settings)
+        # the tools here reach the ``paper_broker`` actor (the one ``nq-ray up`` starts with its feed)
+        self.context = ToolContext(
+            settings=settings, broker_factory=lambda s: RayBroker(get_or_create_broker(s, name=BROKER_NAME))
+        )
         self.registry = build_registry(self.context, auditor=self.auditor, on_call=self.metrics.on_call)
         self.jobs = JobManager(
             self.registry,
@@ -195,7 +202,7 @@ class RegistryActor:
         self,
         patch: dict[str, Any],
         actor: str = "api",
-        broker_name: str = "paper_broker",
+        broker_name: str = BROKER_NAME,
         desk_name: str = DESK_NAME,
     ) -> dict[str, Any]:
         """Apply a live patch here, then in the paper broker (its risk gate) and the trading desk (when
@@ -207,9 +214,8 @@ class RegistryActor:
         self._take(settings)
         applied = ["tool_registry"]
         for name, call in ((broker_name, "broker"), (desk_name, "desk")):
-            try:
-                handle = ray.get_actor(name, namespace=NAMESPACE)
-            except ValueError:
+            handle = find_actor(name)
+            if handle is None:
                 continue  # not running: it reads the settings when it starts
             try:
                 if call == "broker":
@@ -245,10 +251,24 @@ class RegistryActor:
 
 def get_or_create_registry(settings: Settings, *, name: str = ACTOR_NAME, namespace: str = NAMESPACE) -> Any:
     """The handle of the named registry actor, created (detached, restartable) when it does not exist."""
-    return RegistryActor.options(  # type: ignore[attr-defined]
-        name=name,
-        namespace=namespace,
-        lifetime="detached",
-        get_if_exists=True,
-        max_restarts=-1,
-    ).remote(settings, datetime.now(UTC))
+    return named_actor(RegistryActor, name, settings, datetime.now(UTC), namespace=namespace)
+
+
+class RayTools(RemoteMethods):
+    """``ToolsPort`` over the ``tool_registry`` actor; a typed tool error is raised as itself."""
+
+    async def call(self, name: str, arguments: dict[str, Any], *, who: str) -> dict[str, Any]:
+        out: dict[str, Any] = await self._call("call", name, arguments, who)
+        return out
+
+    async def list_tools(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = await self._call("list_tools")
+        return out
+
+
+class RayAuditLog(RemoteMethods):
+    """``AuditLog`` over the ``tool_registry`` actor's ``audit_many`` (``ForwardingAuditor`` sends here)."""
+
+    async def audit_many(self, records: list[dict[str, Any]]) -> int:
+        out: int = await self._call("audit_many", records)
+        return out

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from nq_ray.agents.actors import get_or_create_desk
 from nq_ray.config import Settings
 from nq_ray.llm.config import LLMConfig, ProviderConfig
+from nq_ray.runtime.desk import get_or_create_desk
 from nq_ray.store.repository import Repository
 
 RULES = ProviderConfig(name="rules", kind="rules", model="nq-rules-v1", priority=1000)

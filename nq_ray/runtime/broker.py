@@ -1,4 +1,8 @@
-"""``BrokerActor``: the paper broker as a named, detached, restartable Ray actor (a thin shell).
+"""The paper broker's shells: ``BrokerService`` (the book, its journal and the price feed behind one face),
+hosted as the named actor ``BrokerActor`` or in this process, and the two ``PaperBrokerPort`` adapters
+callers use: ``RayBroker`` (the actor) and ``LocalBroker`` (in-process, on a worker thread).
+
+``BrokerActor``: the paper broker as a named, detached, restartable Ray actor (a thin shell).
 
 Named ``paper_broker`` in namespace ``nq``, ``lifetime="detached"``, ``max_restarts=-1``: a restart
 re-runs ``__init__``, which rebuilds open orders, positions and the account from the store. Every
@@ -7,7 +11,7 @@ can replay a call that was in flight when the actor died without doing anything 
 one at a time (a sync actor), which serialises the book.
 
 With ``feed=True`` (what ``nq-ray up`` and the Serve app create) the broker prices itself from the
-configured data source (``nq_ray.execution.feed``): before a market order is checked, the latest price of
+configured data source (``nq_ray.runtime.feed``): before a market order is checked, the latest price of
 its symbol is pushed as a mark (so the gate has a price), and once accepted the order fills at that price
 (plus slippage) at the order's time, instead of waiting for a bar nobody pushes. ``refresh_marks`` pushes
 newer bars for every symbol with open orders or a position (the runtime calls it periodically).
@@ -15,8 +19,10 @@ newer bars for every symbol with open orders or a position (the runtime calls it
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,14 +32,14 @@ import ray
 from nq_ray.domain.bars import Bar
 from nq_ray.domain.orders import Fill, Order, OrderType
 from nq_ray.execution.broker import ManagePosition, parse_order
-from nq_ray.execution.feed import MarkFeed
-from nq_ray.execution.paper import PaperBroker
 from nq_ray.risk.gate import RiskVerdict
 from nq_ray.risk.limits import RiskLimits
+from nq_ray.runtime.cluster import NAMESPACE, RemoteMethods, named_actor
+from nq_ray.runtime.feed import MarkFeed
+from nq_ray.runtime.journal import paper_broker_from_settings
 from nq_ray.store.records import FillRecord, OrderRecord
 
 ACTOR_NAME = "paper_broker"
-NAMESPACE = "nq"
 MAX_TASK_RETRIES = 5
 
 
@@ -44,7 +50,7 @@ def _wall_clock() -> datetime:
 class BrokerService:
     """The broker's face: ``PaperBroker`` plus the price feed; ``clock="wall"`` (default) or ``"bar"``
     (the latest bar's time, for replays and tests). Hosted by ``BrokerActor`` on Ray, or in-process by
-    ``nq_ray.tools.context.InProcessBroker`` without it — the same methods either way."""
+    ``LocalBroker`` without it — the same methods either way."""
 
     def __init__(
         self,
@@ -53,7 +59,7 @@ class BrokerService:
         broker_kwargs: dict[str, Any] | None = None,
         feed: bool = False,
     ) -> None:
-        self._svc = PaperBroker.from_settings(
+        self._svc = paper_broker_from_settings(
             settings, clock=_wall_clock if clock == "wall" else None, **(broker_kwargs or {})
         )
         self._feed = MarkFeed(settings) if feed else None
@@ -173,6 +179,10 @@ class BrokerService:
     def portfolio(self) -> dict[str, Any]:
         return self._svc.portfolio()
 
+    def close(self) -> None:
+        """Close the journal's store connection (an in-process host's shutdown)."""
+        self._svc.close()
+
     def crash_after_journal(self) -> None:
         """Fault injection for tests: the next new order kills this process right after its journal
         row is committed and before the broker acts on it."""
@@ -198,11 +208,142 @@ def get_or_create_broker(
 ) -> Any:
     """The handle of the named broker actor, created (detached, restartable) when it does not exist;
     ``feed`` prices market orders from the configured data source (the runtime turns it on)."""
-    return BrokerActor.options(  # type: ignore[attr-defined]
-        name=name,
+    return named_actor(
+        BrokerActor,
+        name,
+        settings,
+        clock,
+        broker_kwargs,
+        feed,
         namespace=namespace,
-        lifetime="detached",
-        get_if_exists=True,
-        max_restarts=-1,
         max_task_retries=max_task_retries,
-    ).remote(settings, clock, broker_kwargs, feed)
+    )
+
+
+class RayBroker(RemoteMethods):
+    """``PaperBrokerPort`` over the ``paper_broker`` actor: each method is one actor call."""
+
+    async def check_order(self, order: Order | Mapping[str, Any]) -> RiskVerdict:
+        out: RiskVerdict = await self._call("check_order", order)
+        return out
+
+    async def place_order(self, order: Order | Mapping[str, Any], source: str | None = None) -> OrderRecord:
+        out: OrderRecord = await self._call("place_order", order, source=source)
+        return out
+
+    async def manage_position(self, request: ManagePosition | Mapping[str, Any]) -> list[OrderRecord]:
+        out: list[OrderRecord] = await self._call("manage_position", request)
+        return out
+
+    async def portfolio(self) -> dict[str, Any]:
+        out: dict[str, Any] = await self._call("portfolio")
+        return out
+
+    async def ready(self) -> dict[str, Any]:
+        out: dict[str, Any] = await self._call("ready")
+        return out
+
+    async def cancel_order(self, client_order_id: str) -> OrderRecord:
+        out: OrderRecord = await self._call("cancel_order", client_order_id)
+        return out
+
+    async def order(self, client_order_id: str) -> OrderRecord:
+        out: OrderRecord = await self._call("order", client_order_id)
+        return out
+
+    async def orders(self, open_only: bool = False, symbol: str | None = None) -> list[OrderRecord]:
+        out: list[OrderRecord] = await self._call("orders", open_only, symbol)
+        return out
+
+    async def fills(self, symbol: str | None = None) -> list[FillRecord]:
+        out: list[FillRecord] = await self._call("fills", symbol)
+        return out
+
+    async def on_price(self, symbol: str, price: float, time: datetime) -> list[Fill]:
+        out: list[Fill] = await self._call("on_price", symbol, price, time)
+        return out
+
+    async def refresh_marks(self) -> dict[str, Any]:
+        out: dict[str, Any] = await self._call("refresh_marks")
+        return out
+
+    async def apply_settings(self, settings: Any) -> dict[str, Any]:
+        out: dict[str, Any] = await self._call("apply_settings", settings)
+        return out
+
+    async def limits(self) -> dict[str, Any]:
+        out: dict[str, Any] = await self._call("limits")
+        return out
+
+
+class LocalBroker:
+    """``PaperBrokerPort`` without Ray: ``BrokerService`` — what the ``paper_broker`` actor hosts —
+    journaled to the settings' store, on the wall clock, each call run on a worker thread, one at a time
+    (as the actor runs them). ``feed`` prices market orders from the data source, as in the runtime. One
+    per process: two on one store keep two books."""
+
+    def __init__(self, settings: Any, *, feed: bool = True, clock: str = "wall") -> None:
+        self.svc = BrokerService(settings, clock=clock, feed=feed)
+        self._lock = threading.Lock()
+
+    async def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        def run() -> Any:
+            with self._lock:
+                return fn(*args, **kwargs)
+
+        return await asyncio.to_thread(run)
+
+    async def check_order(self, order: Order | Mapping[str, Any]) -> RiskVerdict:
+        out: RiskVerdict = await self._run(self.svc.check_order, order)
+        return out
+
+    async def place_order(self, order: Order | Mapping[str, Any], source: str | None = None) -> OrderRecord:
+        out: OrderRecord = await self._run(self.svc.place_order, order, source=source)
+        return out
+
+    async def manage_position(self, request: ManagePosition | Mapping[str, Any]) -> list[OrderRecord]:
+        out: list[OrderRecord] = await self._run(self.svc.manage_position, request)
+        return out
+
+    async def portfolio(self) -> dict[str, Any]:
+        out: dict[str, Any] = await self._run(self.svc.portfolio)
+        return out
+
+    async def ready(self) -> dict[str, Any]:
+        out: dict[str, Any] = await self._run(self.svc.ready)
+        return out
+
+    async def cancel_order(self, client_order_id: str) -> OrderRecord:
+        out: OrderRecord = await self._run(self.svc.cancel_order, client_order_id)
+        return out
+
+    async def order(self, client_order_id: str) -> OrderRecord:
+        out: OrderRecord = await self._run(self.svc.order, client_order_id)
+        return out
+
+    async def orders(self, open_only: bool = False, symbol: str | None = None) -> list[OrderRecord]:
+        out: list[OrderRecord] = await self._run(self.svc.orders, open_only, symbol)
+        return out
+
+    async def fills(self, symbol: str | None = None) -> list[FillRecord]:
+        out: list[FillRecord] = await self._run(self.svc.fills, symbol)
+        return out
+
+    async def on_price(self, symbol: str, price: float, time: datetime) -> list[Fill]:
+        out: list[Fill] = await self._run(self.svc.on_price, symbol, price, time)
+        return out
+
+    async def refresh_marks(self) -> dict[str, Any]:
+        out: dict[str, Any] = await self._run(self.svc.refresh_marks)
+        return out
+
+    async def apply_settings(self, settings: Any) -> dict[str, Any]:
+        out: dict[str, Any] = await self._run(self.svc.apply_settings, settings)
+        return out
+
+    async def limits(self) -> dict[str, Any]:
+        out: dict[str, Any] = await self._run(self.svc.limits)
+        return out
+
+    def close(self) -> None:
+        self.svc.close()

@@ -11,8 +11,8 @@ import pytest
 
 from nq_ray.config import Settings
 from nq_ray.data import load_bars
-from nq_ray.execution.actor import get_or_create_broker
-from nq_ray.execution.feed import MarkFeed, latest_bar
+from nq_ray.runtime.broker import get_or_create_broker
+from nq_ray.runtime.feed import MarkFeed, latest_bar
 from tests.execution.helpers import OPEN_LIMITS
 
 

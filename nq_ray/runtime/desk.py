@@ -18,7 +18,6 @@ from typing import Any
 import ray
 
 from nq_ray.agents.agents import (
-    ActorTools,
     AnalysisAgent,
     ExecutionAgent,
     MemoryManager,
@@ -28,9 +27,10 @@ from nq_ray.agents.agents import (
 from nq_ray.agents.models import AgentConfig, AnalysisReport, ExecutionReport, RiskAssessment
 from nq_ray.agents.service import DeskService
 from nq_ray.config import Settings
-from nq_ray.errors import InvalidArgumentError, NQRayError
-from nq_ray.tools.actor import ACTOR_NAME as REGISTRY_NAME
-from nq_ray.tools.actor import NAMESPACE, get_or_create_registry
+from nq_ray.errors import InvalidArgumentError
+from nq_ray.runtime.cluster import NAMESPACE, RemoteMethods, find_actor, named_actor
+from nq_ray.runtime.registry import ACTOR_NAME as REGISTRY_NAME
+from nq_ray.runtime.registry import RayTools, get_or_create_registry
 
 ACTOR_NAME = "trading_desk"
 AGENT_METHODS = frozenset(
@@ -85,7 +85,7 @@ class AgentActor:
 
         if self._repo is None:
             self._repo = await Repository.connect(self.settings.store_url)
-        tools = ActorTools(get_or_create_registry(self.settings, name=self.registry_name))
+        tools = RayTools(get_or_create_registry(self.settings, name=self.registry_name))
         memory = MemoryManager(self._repo)
         if self.agent_type == "analysis":
             self._router = LLMRouter.from_config(self.settings.llm)
@@ -120,22 +120,16 @@ class AgentActor:
         self._agent = self._router = None
 
 
-class RemoteAgent:
+class RemoteAgent(RemoteMethods):
     """The agent interface the desk uses, forwarded to an ``AgentActor``; answers come back typed."""
 
     def __init__(self, handle: Any, agent_id: str, agent_type: str) -> None:
-        self.handle = handle
+        super().__init__(handle)
         self.agent_id = agent_id
         self.agent_type = agent_type
 
     async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await self.handle.call.remote(method, list(args), kwargs)
-        except Exception as exc:
-            cause = getattr(exc, "cause", None)
-            if isinstance(cause, NQRayError):
-                raise cause from exc
-            raise
+        return await super()._call("call", method, list(args), kwargs)
 
     async def analyze_market(self, symbol: str = "NQ", analysis_depth: str = "standard") -> AnalysisReport:
         return AnalysisReport.model_validate(await self._call("analyze_market", symbol, analysis_depth))
@@ -184,19 +178,23 @@ class RayAgentHost:
         return agent_actor_name(self.prefix + agent_id)
 
     def build(self, agent_type: str, agent_id: str, config: AgentConfig) -> RemoteAgent:
-        handle = AgentActor.options(  # type: ignore[attr-defined]
-            name=self.name(agent_id),
-            namespace=NAMESPACE,
-            lifetime="detached",
-            get_if_exists=True,
-            max_restarts=-1,
+        handle = named_actor(
+            AgentActor,
+            self.name(agent_id),
+            self.settings,
+            agent_type,
+            agent_id,
+            config.model_dump(mode="json"),
+            self.registry_name,
             max_task_retries=-1,
-        ).remote(self.settings, agent_type, agent_id, config.model_dump(mode="json"), self.registry_name)
+        )
         return RemoteAgent(handle, agent_id, agent_type)
 
     def remove(self, agent_id: str) -> None:
-        with contextlib.suppress(ValueError):
-            ray.kill(ray.get_actor(self.name(agent_id), namespace=NAMESPACE), no_restart=True)
+        handle = find_actor(self.name(agent_id))
+        if handle is not None:
+            with contextlib.suppress(ValueError):
+                ray.kill(handle, no_restart=True)
 
     async def apply_settings(self, settings: Settings) -> None:
         self.settings = settings
@@ -204,10 +202,9 @@ class RayAgentHost:
         for info in ray.util.list_named_actors(all_namespaces=True):
             name = info["name"] if isinstance(info, dict) else info
             if isinstance(name, str) and name.startswith(agent_actor_name(self.prefix)):
-                try:
-                    await ray.get_actor(name, namespace=NAMESPACE).apply_settings.remote(settings)
-                except ValueError:
-                    continue
+                handle = find_actor(name)
+                if handle is not None:
+                    await handle.apply_settings.remote(settings)
 
 
 def _redis_publisher(url: str) -> Any:
@@ -235,7 +232,7 @@ class DeskActor:
         publish = _redis_publisher(settings.cache.url) if settings.cache.url else None
         self.service = DeskService(
             settings,
-            tools=ActorTools(get_or_create_registry(settings, name=registry_name)),
+            tools=RayTools(get_or_create_registry(settings, name=registry_name)),
             host=RayAgentHost(settings, registry_name=registry_name, prefix=agent_prefix),
             publish=publish,
         )
@@ -350,11 +347,39 @@ def get_or_create_desk(
     default one, so two desks in one cluster never share an agent actor."""
     if agent_prefix is None:
         agent_prefix = "" if name == ACTOR_NAME else f"{name}-"
-    return DeskActor.options(  # type: ignore[attr-defined]
-        name=name,
-        namespace=namespace,
-        lifetime="detached",
-        get_if_exists=True,
-        max_restarts=-1,
-        max_task_retries=0,
-    ).remote(settings, registry_name, agent_prefix)
+    return named_actor(
+        DeskActor, name, settings, registry_name, agent_prefix, namespace=namespace, max_task_retries=0
+    )
+
+
+class RayDesk(RemoteMethods):
+    """``DeskPort`` over the ``trading_desk`` actor: the ``DeskService`` methods the loop uses, as plain
+    async methods (the actor's answers, typed errors raised as themselves)."""
+
+    async def ready(self) -> dict[str, Any]:
+        out: dict[str, Any] = await self._call("ready")
+        return out
+
+    async def start(self, symbols: list[str] | None = None, cadence_s: float | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = await self._call("start", symbols, cadence_s)
+        return out
+
+    async def stop(self) -> dict[str, Any]:
+        out: dict[str, Any] = await self._call("stop")
+        return out
+
+    async def set_windows(self, windows: str) -> dict[str, Any]:
+        out: dict[str, Any] = await self._call("set_windows", windows)
+        return out
+
+    async def set_approval_mode(self, on: bool) -> dict[str, Any]:
+        out: dict[str, Any] = await self._call("set_approval_mode", on)
+        return out
+
+    async def events_since(self, seq: int = 0) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = await self._call("events_since", seq)
+        return out
+
+    async def decision(self, decision_id: int) -> dict[str, Any]:
+        out: dict[str, Any] = await self._call("decision", decision_id)
+        return out
