@@ -21,6 +21,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from nq_ray.config import COMMISSION_PER_CONTRACT_USD, SLIPPAGE_TICKS
 from nq_ray.domain.bars import Bar
 from nq_ray.domain.contracts import get_contract, normalize_symbol
 from nq_ray.domain.orders import (
@@ -142,8 +143,8 @@ class Broker:
         *,
         limits: RiskLimits | None = None,
         starting_balance_usd: float = 100_000.0,
-        slippage_ticks: float = 1,
-        commission_per_contract: float = 2.25,
+        slippage_ticks: float = SLIPPAGE_TICKS,
+        commission_per_contract: float = COMMISSION_PER_CONTRACT_USD,
         stop_first: bool = True,
         max_volume_participation: float | None = None,
     ) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from nq_ray.config import COMMISSION_PER_CONTRACT_USD, SLIPPAGE_TICKS
 from nq_ray.domain.bars import Bar
 from nq_ray.domain.contracts import get_contract, normalize_symbol
 from nq_ray.domain.orders import Fill, Order, OrderStatus
@@ -44,8 +45,8 @@ class PaperBroker:
         *,
         limits: RiskLimits | None = None,
         starting_balance_usd: float = 100_000.0,
-        slippage_ticks: float = 1,
-        commission_per_contract: float = 2.25,
+        slippage_ticks: float = SLIPPAGE_TICKS,
+        commission_per_contract: float = COMMISSION_PER_CONTRACT_USD,
         clock: Clock | None = None,
         **broker_kwargs: Any,
     ) -> PaperBroker:

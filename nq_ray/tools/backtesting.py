@@ -9,9 +9,9 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from nq_ray.config import Settings
+from nq_ray.config import FillCosts, Settings
 from nq_ray.domain.orders import Trade
 from nq_ray.errors import InvalidArgumentError
 from nq_ray.tools.args import (
@@ -33,18 +33,26 @@ from nq_ray.tools.data import load
 MAX_COMBINATIONS = 5000
 
 
-class CostsArgs(BaseModel):
-    """How the backtest trades; each field is the ``BacktestConfig`` field of the same name."""
+class CostsArgs(FillCosts):
+    """How the backtest trades; each field is the ``BacktestConfig`` field of the same name. Commission
+    and slippage are ``FillCosts``: when not given, the server's ``execution.*`` settings apply
+    (default $2.25 per contract per side, one tick on market and stop fills)."""
+
+    model_config = ConfigDict(extra="ignore")  # as before: unknown keys are dropped, not refused
 
     contracts: int = Field(default=1, ge=1, le=1000, description="contracts per entry")
     initial_capital: float = Field(default=100_000.0, gt=0, le=1e10, description="starting equity, USD")
-    commission_per_contract: float = Field(
-        default=2.25, ge=0, le=1000, description="USD per contract per side"
-    )
-    slippage_ticks: float = Field(default=1, ge=0, le=100)
     stop_loss_ticks: float | None = Field(default=None, gt=0, le=100_000)
     take_profit_ticks: float | None = Field(default=None, gt=0, le=100_000)
     allow_short: bool = True
+
+
+def costs_of(costs: CostsArgs | None, settings: Settings) -> dict[str, Any]:
+    """The ``BacktestConfig`` fields of a tool call: what the caller gave, and the settings' fill costs
+    (``execution.commission_per_contract`` / ``execution.slippage_ticks``) for what they did not."""
+    args = costs or CostsArgs()
+    server = settings.execution.costs().model_dump()
+    return args.model_dump() | {k: v for k, v in server.items() if k not in args.model_fields_set}
 
 
 def _config(symbol: str, costs: dict[str, Any]) -> Any:
@@ -173,7 +181,7 @@ async def run_backtest(
     bollinger_breakout, opening_range_breakout, vwap_reversion) on futures bars with realistic fills,
     commissions, slippage and session rules. Returns metrics, the last trades and the equity curve."""
     ctx = current()
-    c = (costs or CostsArgs()).model_dump()
+    c = costs_of(costs, ctx.settings)
     return await offload(
         _run,
         ctx.settings,
@@ -259,7 +267,7 @@ async def generate_performance_report(
     """A full performance report of one strategy: backtest metrics, monthly P&L, a Monte Carlo spread of
     final P&L and drawdown (bootstrap of the trades) and a plain-text summary to show a user."""
     ctx = current()
-    c = (costs or CostsArgs()).model_dump()
+    c = costs_of(costs, ctx.settings)
     return await offload(
         _report,
         ctx.settings,
@@ -344,7 +352,7 @@ async def compare_strategies(
     Use when asked "which strategy works best on NQ?"."""
     ctx = current()
     specs = [s.model_dump() if isinstance(s, StrategySpec) else {"strategy": s} for s in strategies]
-    c = (costs or CostsArgs()).model_dump()
+    c = costs_of(costs, ctx.settings)
     return await offload(
         _compare,
         ctx.settings,
@@ -443,7 +451,7 @@ async def run_sweep(
     Long: prefer submitting it as a job (POST /api/jobs) and polling. Beware of overfitting: check the
     winner with walk-forward or on other dates."""
     ctx = current()
-    c = (costs or CostsArgs()).model_dump()
+    c = costs_of(costs, ctx.settings)
     n = math.prod(len(v) for v in grid.values())
     if n > MAX_COMBINATIONS:
         raise InvalidArgumentError(f"grid has {n} combinations; at most {MAX_COMBINATIONS} per sweep")
@@ -663,7 +671,7 @@ async def run_walk_forward(
     best parameters hold up out of sample (efficiency_ratio near or above 0.5) rather than being overfit.
     Windows default to n_folds + 1 equal blocks. Long: prefer a job (POST /api/jobs); reports progress."""
     ctx = current()
-    c = (costs or CostsArgs()).model_dump()
+    c = costs_of(costs, ctx.settings)
     n = math.prod(len(v) for v in grid.values())
     if n * n_folds > MAX_COMBINATIONS:
         raise InvalidArgumentError(
