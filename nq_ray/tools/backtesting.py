@@ -524,13 +524,6 @@ def _label(params: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in params.items())
 
 
-def _rate_ratio(oos_pnl: float, test_bars: int, is_pnl: float, train_bars: int) -> float | None:
-    """Pardo's walk-forward efficiency on P&L per bar; undefined when the in-sample P&L is not positive."""
-    if test_bars <= 0 or train_bars <= 0 or not is_pnl > 0:
-        return None
-    return finite((oos_pnl / test_bars) / (is_pnl / train_bars))
-
-
 def _walk_forward(
     settings: Settings,
     common: dict[str, Any],
@@ -547,7 +540,7 @@ def _walk_forward(
     from nq_ray.backtest import METRIC_NAMES, get_strategy, walk_forward
     from nq_ray.backtest import run_backtest as backtest
     from nq_ray.backtest.sweep import expand_grid
-    from nq_ray.backtest.walkforward import fold_bounds
+    from nq_ray.backtest.walkforward import fold_bounds, walk_forward_efficiency
 
     if metric not in METRIC_NAMES:
         raise InvalidArgumentError(f"unknown metric {metric!r}; known: {', '.join(METRIC_NAMES)}")
@@ -622,7 +615,7 @@ def _walk_forward(
                 oos_score=finite(row[f"oos_{metric}"]),
                 oos_net_pnl_usd=finite(oos_pnl),
                 oos_n_trades=int(row["oos_n_trades"]),
-                efficiency=_rate_ratio(oos_pnl, te1 - te0, is_pnl, tr1 - tr0),
+                efficiency=walk_forward_efficiency(oos_pnl, te1 - te0, is_pnl, tr1 - tr0),
             )
         )
     return WalkForwardReport(
@@ -636,7 +629,7 @@ def _walk_forward(
         folds=folds,
         oos_metrics=_metrics(res.metrics),
         oos_equity_curve=_equity_points(res.equity, 200),
-        efficiency_ratio=_rate_ratio(sum_oos, n_test, sum_is, n_train),
+        efficiency_ratio=walk_forward_efficiency(sum_oos, n_test, sum_is, n_train),
         first_bar_time=bars.index[0].isoformat(),
         last_bar_time=bars.index[-1].isoformat(),
         origin=origin(common["source"], bars),
