@@ -14,18 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from nq_ray.config import FillCosts, Settings
 from nq_ray.domain.orders import Trade
 from nq_ray.errors import InvalidArgumentError
-from nq_ray.tools.args import (
-    DataOrigin,
-    Interval,
-    Params,
-    Period,
-    Source,
-    Strategy,
-    Symbol,
-    When,
-    finite,
-    origin,
-)
+from nq_ray.tools.args import BarsQuery, DataOrigin, Params, Strategy, finite, origin
 from nq_ray.tools.compute import in_thread, offload
 from nq_ray.tools.context import current, progress_callback
 from nq_ray.tools.data import load
@@ -140,25 +129,9 @@ def _run(
     return _result(report, bars, common)
 
 
-def _common(
-    symbol: str,
-    interval: str,
-    start: str | None,
-    end: str | None,
-    period: str | None,
-    source: str,
-    as_of: datetime | None,
-) -> dict[str, Any]:
+def _common(query: BarsQuery, as_of: datetime | None) -> dict[str, Any]:
     """The ``load`` arguments of a backtesting tool (``as_of``: the point-in-time cut-off, if any)."""
-    return {
-        "symbol": symbol,
-        "interval": interval,
-        "start": start,
-        "end": end,
-        "period": period,
-        "source": source,
-        "as_of": as_of,
-    }
+    return query.model_dump() | {"as_of": as_of}
 
 
 Costs = Annotated[
@@ -167,14 +140,9 @@ Costs = Annotated[
 
 
 async def run_backtest(
-    symbol: Symbol = "NQ",
+    query: BarsQuery,
     strategy: Strategy = "sma_cross",
     params: Params = None,
-    interval: Interval = "5m",
-    start: When = None,
-    end: When = None,
-    period: Period = None,
-    source: Source = "sample",
     costs: Costs = None,
 ) -> BacktestResult:
     """Backtest a registered strategy (sma_cross, ema_cross, macd_cross, rsi_reversion,
@@ -185,7 +153,7 @@ async def run_backtest(
     return await offload(
         _run,
         ctx.settings,
-        _common(symbol, interval, start, end, period, source, ctx.as_of),
+        _common(query, ctx.as_of),
         strategy,
         params,
         c,
@@ -252,14 +220,9 @@ def _report(
 
 
 async def generate_performance_report(
-    symbol: Symbol = "NQ",
+    query: BarsQuery,
     strategy: Strategy = "sma_cross",
     params: Params = None,
-    interval: Interval = "5m",
-    start: When = None,
-    end: When = None,
-    period: Period = None,
-    source: Source = "sample",
     costs: Costs = None,
     n_sims: Annotated[int, Field(ge=1, le=100_000, description="Monte Carlo resamples of the trades")] = 1000,
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0,
@@ -271,7 +234,7 @@ async def generate_performance_report(
     return await offload(
         _report,
         ctx.settings,
-        _common(symbol, interval, start, end, period, source, ctx.as_of),
+        _common(query, ctx.as_of),
         strategy,
         params,
         c,
@@ -333,16 +296,11 @@ def _compare(
 
 
 async def compare_strategies(
+    query: BarsQuery,
     strategies: Annotated[
         list[StrategySpec | Annotated[str, Field(max_length=64)]],
         Field(min_length=1, max_length=20, description='names or {"strategy", "params", "label"} objects'),
     ] = ["sma_cross", "ema_cross", "macd_cross"],  # noqa: B006 - pydantic copies defaults
-    symbol: Symbol = "NQ",
-    interval: Interval = "5m",
-    start: When = None,
-    end: When = None,
-    period: Period = None,
-    source: Source = "sample",
     costs: Costs = None,
     rank_by: Annotated[
         str, Field(max_length=32, description="metric to rank by, e.g. sharpe, net_pnl_usd")
@@ -356,7 +314,7 @@ async def compare_strategies(
     return await offload(
         _compare,
         ctx.settings,
-        _common(symbol, interval, start, end, period, source, ctx.as_of),
+        _common(query, ctx.as_of),
         specs,
         c,
         rank_by,
@@ -435,14 +393,9 @@ OptimiseMetric = Annotated[str, Field(max_length=32, description="metric to opti
 
 
 async def run_sweep(
+    query: BarsQuery,
     strategy: Strategy = "sma_cross",
     grid: Grid = {"fast": [5, 10, 20], "slow": [30, 50, 100]},  # noqa: B006 - pydantic copies defaults
-    symbol: Symbol = "NQ",
-    interval: Interval = "5m",
-    start: When = None,
-    end: When = None,
-    period: Period = None,
-    source: Source = "sample",
     costs: Costs = None,
     metric: OptimiseMetric = "sharpe",
     top: Annotated[int, Field(ge=1, le=100, description="best rows to return")] = 10,
@@ -458,7 +411,7 @@ async def run_sweep(
     return await in_thread(
         _sweep,
         ctx.settings,
-        _common(symbol, interval, start, end, period, source, ctx.as_of),
+        _common(query, ctx.as_of),
         strategy,
         {k: list(v) for k, v in grid.items()},
         c,
@@ -637,14 +590,9 @@ def _walk_forward(
 
 
 async def run_walk_forward(
+    query: BarsQuery,
     strategy: Strategy = "sma_cross",
     grid: Grid = {"fast": [5, 10, 20], "slow": [30, 50, 100]},  # noqa: B006 - pydantic copies defaults
-    symbol: Symbol = "NQ",
-    interval: Interval = "5m",
-    start: When = None,
-    end: When = None,
-    period: Period = None,
-    source: Source = "sample",
     costs: Costs = None,
     metric: OptimiseMetric = "sharpe",
     n_folds: Annotated[int, Field(ge=1, le=MAX_FOLDS, description="number of out-of-sample windows")] = 4,
@@ -674,7 +622,7 @@ async def run_walk_forward(
     return await in_thread(
         _walk_forward,
         ctx.settings,
-        _common(symbol, interval, start, end, period, source, ctx.as_of),
+        _common(query, ctx.as_of),
         strategy,
         {k: list(v) for k, v in grid.items()},
         c,
