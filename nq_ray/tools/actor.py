@@ -22,6 +22,7 @@ from typing import Any
 import ray
 
 from nq_ray.config import Settings, live_patch
+from nq_ray.domain.audit import AuditRecord
 from nq_ray.tools.audit import StoreAuditor
 from nq_ray.tools.context import ToolContext
 from nq_ray.tools.jobs import JobManager
@@ -176,10 +177,10 @@ class RegistryActor:
 
     # ---- audit ----------------------------------------------------------------------------------
 
-    async def audit(self, **record: Any) -> None:
-        await self.auditor.audit(**record)
+    async def audit(self, record: AuditRecord) -> None:
+        await self.auditor.audit(record)
 
-    async def audit_many(self, records: list[dict[str, Any]]) -> int:
+    async def audit_many(self, records: list[AuditRecord]) -> int:
         return await self.auditor.audit_many(records)
 
     async def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
+from nq_ray.domain.audit import AuditRecord
 from nq_ray.errors import InvalidArgumentError, NQRayError
 from nq_ray.tools.args import FlatArgs
 from nq_ray.tools.context import Progress, ToolContext, bind
@@ -112,17 +113,7 @@ def _camel(name: str) -> str:
 class Auditor(Protocol):
     """Where every tool call is recorded (the store's audit log, or a forwarder to it)."""
 
-    async def audit(
-        self,
-        *,
-        at: datetime,
-        who: str,
-        tool: str,
-        arguments: dict[str, Any] | None,
-        outcome: str,
-        error_code: str | None,
-        duration_ms: float,
-    ) -> None: ...
+    async def audit(self, record: AuditRecord) -> None: ...
 
 
 CallHook = Callable[[str, str, float], None]  # (tool, outcome or error code, seconds)
@@ -206,13 +197,15 @@ class ToolRegistry:
                 self.on_call(name, code or outcome, dt)
             if self.auditor is not None:
                 await self.auditor.audit(
-                    at=datetime.now(UTC),
-                    who=who,
-                    tool=name,
-                    arguments=arguments if isinstance(arguments, dict) else None,
-                    outcome=outcome,
-                    error_code=code,
-                    duration_ms=dt * 1000,
+                    AuditRecord(
+                        at=datetime.now(UTC),
+                        who=who,
+                        tool=name,
+                        arguments=arguments if isinstance(arguments, dict) else None,
+                        outcome=outcome,
+                        error_code=code,
+                        duration_ms=dt * 1000,
+                    )
                 )
 
 

@@ -73,9 +73,9 @@ async def test_calls_are_audited_with_outcome_and_error_code(settings) -> None:
     with pytest.raises(UnknownSymbolError):
         await reg.call("get_contract_info", {"symbol": "ZZ"}, who="t")
     ok, bad = auditor.records
-    assert (ok["tool"], ok["outcome"], ok["error_code"], ok["who"]) == ("get_contract_info", "ok", None, "t")
-    assert (bad["outcome"], bad["error_code"]) == ("error", "unknown_symbol")
-    assert ok["duration_ms"] >= 0
+    assert (ok.tool, ok.outcome, ok.error_code, ok.who) == ("get_contract_info", "ok", None, "t")
+    assert (bad.outcome, bad.error_code) == ("error", "unknown_symbol")
+    assert ok.duration_ms is not None and ok.duration_ms >= 0
 
 
 async def test_output_is_strict_json_without_nan(registry) -> None:
