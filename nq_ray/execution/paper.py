@@ -21,10 +21,10 @@ from nq_ray.domain.orders import Fill, Order, OrderStatus
 from nq_ray.errors import InvalidArgumentError, InvalidOrderError, NotFoundError
 from nq_ray.execution.broker import Broker, ManagePosition, PositionAction, parse_order
 from nq_ray.execution.journal import Journal
+from nq_ray.execution.records import FillRecord, OrderRecord, UnitOfWork
 from nq_ray.market.sessions import session_date
 from nq_ray.risk.gate import RiskVerdict
 from nq_ray.risk.limits import RiskLimits
-from nq_ray.store.records import FillRecord, OrderRecord, UnitOfWork
 
 Clock = Callable[[], datetime]
 

@@ -21,6 +21,17 @@ from nq_ray.config import redact
 from nq_ray.domain.audit import AuditRecord
 from nq_ray.domain.orders import Fill, OrderStatus, Position, Side
 from nq_ray.errors import StoreUnavailableError
+from nq_ray.execution.records import (
+    FLAT_FIELDS,
+    AccountSnapshot,
+    FillRecord,
+    Mark,
+    OrderEvent,
+    OrderRecord,
+    PositionRecord,
+    StoredState,
+    UnitOfWork,
+)
 from nq_ray.store.db import create_engine, migrate_async, session_factory
 from nq_ray.store.models import (
     AccountSnapshotRow,
@@ -35,19 +46,9 @@ from nq_ray.store.models import (
     OrderRow,
     PositionRow,
 )
-from nq_ray.store.records import (
-    AccountSnapshot,
-    FillRecord,
-    Mark,
-    OrderEvent,
-    OrderRecord,
-    PositionRecord,
-    StoredState,
-    UnitOfWork,
-)
 
 OPEN_STATUSES = (OrderStatus.NEW.value, OrderStatus.ACCEPTED.value, OrderStatus.PARTIALLY_FILLED.value)
-_ORDER_FIELDS = tuple(OrderRecord.model_fields)
+_ORDER_FIELDS = FLAT_FIELDS  # the record's flat shape: one column each (the embedded order flattened)
 
 
 def _to_row(rec: OrderRecord, row: OrderRow | None = None) -> OrderRow:
