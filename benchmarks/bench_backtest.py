@@ -57,8 +57,9 @@ def _pairs() -> list[tuple[int, int]]:
 
 
 GRID = {"fast": list(range(2, GRID_MAX)), "slow": list(range(3, GRID_MAX + 1))}
-# capital large enough that margin never refuses an entry: both engines then take every trade
-CFG = BacktestConfig(initial_capital=1e9)
+# capital large enough that margin never refuses an entry: both engines then take every trade; no costs,
+# as the reference engines are run without any
+CFG = BacktestConfig(initial_capital=1e9, commission_per_contract=0, slippage_ticks=0)
 
 
 def _vbt_portfolio(vbt: Any, bars: pd.DataFrame, fast_w: list[int], slow_w: list[int]) -> Any:

@@ -105,11 +105,51 @@ class CacheSettings(_Section):
         return v
 
 
-class ExecutionSettings(_Section):
+COMMISSION_PER_CONTRACT_USD = 2.25
+SLIPPAGE_TICKS = 1
+
+
+class FillCosts(BaseModel):
+    """What a fill costs: THE one definition of trading costs and their defaults, for every backtest
+    (Python ``BacktestConfig``, the MCP/REST tools, the agent backtest) and the paper broker.
+
+    Defaults are what a retail futures trader pays and loses on a full-size contract such as NQ:
+
+    - commission $2.25 per contract per side ($4.50 round turn), all-in: a discount broker's $0.25-1.29
+      plus the CME exchange fee (about $1.38 for a non-member on E-mini Nasdaq), the NFA fee ($0.02) and
+      clearing. Micros (MNQ, MES) cost about a quarter of that; set it per run or in settings.
+    - slippage of one tick (NQ: 0.25 pt = $5) against you on every market and stop fill (limit fills,
+      take-profits included, fill at their price).
+
+    ``execution.commission_per_contract`` / ``execution.slippage_ticks`` (``NQ_EXECUTION__...`` or the
+    YAML file) override them for the server's tools and paper broker; pass zeros explicitly to compare
+    with a reference engine that has no costs.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    commission_per_contract: float = Field(
+        default=COMMISSION_PER_CONTRACT_USD,
+        ge=0,
+        le=1000,
+        description="USD per contract per side, all-in (broker + exchange + NFA fees)",
+    )
+    slippage_ticks: float = Field(
+        default=SLIPPAGE_TICKS, ge=0, le=100, description="ticks lost on every market and stop fill"
+    )
+
+    def costs(self) -> FillCosts:
+        """Just the costs (a ``FillCosts``) of this model or of any model that extends it."""
+        return FillCosts(
+            commission_per_contract=self.commission_per_contract, slippage_ticks=self.slippage_ticks
+        )
+
+
+class ExecutionSettings(_Section, FillCosts):
+    """Routing mode, plus the ``FillCosts`` of the paper broker and the default costs of every backtest."""
+
     mode: Literal["paper", "live"] = Field(default="paper", description="live routing needs credentials")
     confirm_live: bool = Field(default=False, description="must also be true before any live routing")
-    slippage_ticks: int = Field(default=1, ge=0, description="paper fills: adverse slippage on market/stop")
-    commission_per_contract: float = Field(default=2.25, ge=0, description="USD per contract per side")
 
 
 class RiskSettings(_Section):

@@ -26,10 +26,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from nq_ray.domain.audit import AuditRecord
     from nq_ray.domain.orders import Order
     from nq_ray.execution.broker import ManagePosition
+    from nq_ray.execution.records import FillRecord, OrderRecord
     from nq_ray.risk.gate import RiskVerdict
-    from nq_ray.store.records import FillRecord, OrderRecord
 
 Clock = Callable[[], datetime]
 """``clock()`` → "now", timezone-aware (the wall clock, a replay's bar time, or a test's fixed time)."""
@@ -88,24 +89,14 @@ class ToolsPort(Protocol):
 class Auditor(Protocol):
     """Where each tool call is recorded (``audit_log``)."""
 
-    async def audit(
-        self,
-        *,
-        at: datetime,
-        who: str,
-        tool: str,
-        arguments: dict[str, Any] | None,
-        outcome: str,
-        error_code: str | None,
-        duration_ms: float,
-    ) -> None: ...
+    async def audit(self, record: AuditRecord) -> None: ...
 
 
 @runtime_checkable
 class AuditLog(Protocol):
     """A sink that takes audit records in batches (the ``tool_registry`` actor's ``audit_many``)."""
 
-    async def audit_many(self, records: list[dict[str, Any]]) -> int: ...
+    async def audit_many(self, records: list[AuditRecord]) -> int: ...
 
 
 @runtime_checkable

@@ -23,7 +23,7 @@ import hashlib
 import json
 import math
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import pandas as pd
 from pydantic import BaseModel, ValidationError
@@ -45,7 +45,11 @@ from nq_ray.llm import rules
 from nq_ray.llm.accounting import Budget
 from nq_ray.llm.errors import AllProvidersFailedError, BudgetExceededError, LLMDeadlineError
 from nq_ray.llm.router import LLMResult, LLMRouter
+from nq_ray.tools.execution import OrderResult
 from nq_ray.tools.registry import ToolRegistry
+from nq_ray.tools.risk import LimitCheck, SizeOut
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class ToolNotAllowedError(NQRayError):
@@ -127,6 +131,12 @@ class Agent:
                 tool=name,
             )
         return await self.tools.call(name, arguments, who=self.agent_id)
+
+    async def tool_as(self, model: type[M], name: str, **arguments: Any) -> tuple[M, dict[str, Any]]:
+        """A tool's answer parsed into its output model at the boundary (the agent reads fields, not
+        dict keys), and the JSON itself for what is stored with a decision."""
+        raw = await self.tool(name, **arguments)
+        return model.model_validate(raw), raw
 
     async def get_recent_memory(self, n: int = 10) -> list[dict[str, Any]]:
         return await self.memory.recent(self.agent_id, n)
@@ -514,7 +524,8 @@ class RiskAgent(Agent):
                 contracts=0,
                 reasons=[f"confidence {view.confidence:.2f} below {self.min_confidence:.2f}: no trade"],
             )
-        sizing = await self.tool(
+        size, sizing = await self.tool_as(
+            SizeOut,
             "calculate_position_size",
             symbol=symbol,
             method="atr_stop",
@@ -523,17 +534,20 @@ class RiskAgent(Agent):
             interval=self.interval,
             source=self.source,
         )
-        proposal = self.propose(a, float(sizing["atr_pts"]), int(sizing["size"]["contracts"]))
+        if size.atr_pts is None:
+            raise InvalidArgumentError("calculate_position_size gave no ATR for an atr_stop sizing")
+        proposal = self.propose(a, size.atr_pts, size.size.contracts)
         if proposal.contracts == 0:
             return RiskAssessment(
                 symbol=symbol,
                 approved=False,
                 contracts=0,
-                reasons=[f"sizing allows 0 contracts: {sizing['size']['detail']}"],
+                reasons=[f"sizing allows 0 contracts: {size.size.detail}"],
                 proposal=proposal,
                 sizing=sizing,
             )
-        check = await self.tool(
+        check, _ = await self.tool_as(
+            LimitCheck,
             "check_risk_limits",
             symbol=symbol,
             side=proposal.side,
@@ -541,15 +555,15 @@ class RiskAgent(Agent):
             order_type="limit",
             price=proposal.entry,
         )
-        verdict = check["verdict"]
-        contracts = int(verdict["adjusted_contracts"])
+        verdict = check.verdict
+        contracts = verdict.adjusted_contracts
         return RiskAssessment(
             symbol=symbol,
-            approved=bool(verdict["approved"]) and contracts > 0,
+            approved=verdict.approved and contracts > 0,
             contracts=contracts,
-            reasons=[r["message"] for r in verdict["reasons"]],
+            reasons=[r.message for r in verdict.reasons],
             proposal=proposal,
-            verdict=verdict,
+            verdict=verdict.model_dump(mode="json"),
             sizing=sizing,
         )
 
@@ -614,7 +628,8 @@ class ExecutionAgent(Agent):
         if not r.approved or r.proposal is None or r.contracts == 0:
             return ExecutionReport(placed=False, note="not approved: " + "; ".join(r.reasons))
         p = r.proposal
-        out = await self.tool(
+        out, raw = await self.tool_as(
+            OrderResult,
             "place_order",
             symbol=p.symbol,
             side=p.side,
@@ -625,4 +640,4 @@ class ExecutionAgent(Agent):
             take_profit=p.target,
             client_order_id=client_order_id,
         )
-        return ExecutionReport(placed=bool(out["accepted"]), orders=[out["order"]], note=out.get("note", ""))
+        return ExecutionReport(placed=out.accepted, orders=[raw["order"]], note=out.note)

@@ -29,7 +29,7 @@ from nq_ray.agents.agents import AnalysisAgent, LocalTools, RiskAgent
 from nq_ray.agents.models import AgentConfig
 from nq_ray.backtest import BacktestConfig, BacktestReport, Signals
 from nq_ray.backtest.engine import prepare_market, report_from_signals
-from nq_ray.config import Settings
+from nq_ray.config import FillCosts, Settings
 from nq_ray.data.intervals import interval_length
 from nq_ray.errors import DataUnavailableError, InvalidArgumentError, InvalidBarsError
 from nq_ray.llm.router import LLMRouter
@@ -38,8 +38,9 @@ from nq_ray.tools.data import load
 from nq_ray.tools.registry import build_registry
 
 
-class AgentBacktestConfig(BaseModel):
-    """What to run: the market, the decision cadence, the agents' settings and the trading costs."""
+class AgentBacktestConfig(FillCosts):
+    """What to run: the market, the decision cadence, the agents' settings and the trading costs
+    (``FillCosts``; commission and slippage not given here come from the settings' ``execution.*``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -63,8 +64,6 @@ class AgentBacktestConfig(BaseModel):
     reward_risk: float = Field(default=2.0, gt=0, le=50)
     contracts: int = Field(default=1, ge=1, le=1000, description="contracts per entry")
     initial_capital: float = Field(default=100_000.0, gt=0, le=1e10)
-    commission_per_contract: float = Field(default=2.25, ge=0, le=1000)
-    slippage_ticks: float = Field(default=1, ge=0, le=100)
 
 
 class StepDecision(BaseModel):
@@ -251,12 +250,9 @@ async def run_agent_backtest(
             if flush is not None:
                 await flush()
             await repo.close()
+    costs = settings.execution.costs().model_dump() | cfg.costs().model_dump(include=cfg.model_fields_set)
     bt = BacktestConfig(
-        symbol=cfg.symbol,
-        contracts=cfg.contracts,
-        initial_capital=cfg.initial_capital,
-        commission_per_contract=cfg.commission_per_contract,
-        slippage_ticks=cfg.slippage_ticks,
+        symbol=cfg.symbol, contracts=cfg.contracts, initial_capital=cfg.initial_capital, **costs
     )
     market = prepare_market(bars, bt)
     signals = decision_signals(bars.index, steps)

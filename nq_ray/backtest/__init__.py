@@ -18,7 +18,7 @@ from nq_ray.backtest.strategies import (
     register_strategy,
 )
 from nq_ray.backtest.sweep import best_params, run_many, sweep
-from nq_ray.backtest.walkforward import WalkForwardResult, walk_forward
+from nq_ray.backtest.walkforward import WalkForwardResult, walk_forward, walk_forward_efficiency
 
 __all__ = [
     "METRIC_NAMES",
@@ -40,4 +40,5 @@ __all__ = [
     "run_many",
     "sweep",
     "walk_forward",
+    "walk_forward_efficiency",
 ]

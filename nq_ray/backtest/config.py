@@ -1,5 +1,8 @@
 """``BacktestConfig``: contract terms, costs, fill mode, entry orders, brackets, session and margin rules.
 
+The costs (commission per side, slippage ticks) and their defaults are ``nq_ray.config.FillCosts``, the
+one definition shared with the tools, the agent backtest, the paper broker and the settings.
+
 Validated once, at the door: a bad value raises ``InvalidArgumentError`` naming the field, so the kernel
 can trust every number it is given. ``terms()`` resolves the contract (point value, tick size, margins),
 with overrides so the same engine runs a plain equity series (point value 1, tick 0.01).
@@ -11,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
+from nq_ray.config import FillCosts
 from nq_ray.domain.contracts import get_contract
 from nq_ray.errors import InvalidArgumentError, UnknownSymbolError
 
@@ -49,16 +53,17 @@ class ContractTerms:
     maintenance_margin_usd: float
 
 
-class BacktestConfig(BaseModel):
-    """How a backtest trades: contract, size, costs, fills, entry orders, brackets, sessions, margin."""
+class BacktestConfig(FillCosts):
+    """How a backtest trades: contract, size, costs, fills, entry orders, brackets, sessions, margin.
+
+    Costs default to ``FillCosts`` ($2.25 per contract per side, one tick of slippage on market and stop
+    fills); ``BacktestConfig(**settings.execution.costs().model_dump(), ...)`` takes a deployment's."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     symbol: str = Field(default="NQ", description="root symbol whose contract spec prices the P&L")
     contracts: int = Field(default=1, gt=0, description="contracts per entry")
     initial_capital: float = Field(default=100_000.0, gt=0, description="starting equity, USD")
-    commission_per_contract: float = Field(default=0.0, ge=0, description="USD per contract per side")
-    slippage_ticks: float = Field(default=0, ge=0, description="ticks lost on market and stop fills")
     fill: Literal["next_open", "close"] = Field(
         default="next_open", description="signals on a bar's close fill at the next open, or at that close"
     )

@@ -9,6 +9,7 @@ Folds run as Ray tasks when Ray is initialised; the stitched equity chains each 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -32,6 +33,20 @@ class WalkForwardResult:
     equity: pd.Series
     trades: pd.DataFrame
     metrics: Metrics
+
+
+def walk_forward_efficiency(
+    oos_pnl_usd: float, test_bars: int, is_pnl_usd: float, train_bars: int
+) -> float | None:
+    """Walk-forward efficiency (Pardo, *The Evaluation and Optimization of Trading Strategies*, ch. 11)
+    on P&L per bar: (OOS net P&L / test bars) ÷ (in-sample net P&L / train bars). ≥ 0.5 is usually read
+    as robust. ``None`` where it is undefined: an empty window, or an in-sample P&L that is not positive.
+
+    E.g. $500 over 100 OOS bars after $2,000 over 200 in-sample bars: (500/100) / (2000/200) = 0.5."""
+    if test_bars <= 0 or train_bars <= 0 or not is_pnl_usd > 0:
+        return None
+    ratio = (oos_pnl_usd / test_bars) / (is_pnl_usd / train_bars)
+    return ratio if math.isfinite(ratio) else None
 
 
 def fold_bounds(

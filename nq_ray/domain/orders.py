@@ -117,7 +117,12 @@ class Order(BaseModel):
     stop_price: float | None = Field(default=None, gt=0)
     bracket: Bracket | None = None
     time_in_force: TimeInForce = TimeInForce.DAY
-    client_order_id: str = Field(default_factory=new_client_order_id, min_length=1, max_length=64)
+    client_order_id: str = Field(
+        default_factory=new_client_order_id,
+        min_length=1,
+        max_length=80,
+        description="unique per order; the broker derives its legs' ids from it (<id>.sl, <id>.tp)",
+    )
     created_at: AwareDatetime | None = None
     reduce_only: bool = False
 

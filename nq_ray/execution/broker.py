@@ -25,11 +25,11 @@ from typing import Any, Self
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from nq_ray.config import COMMISSION_PER_CONTRACT_USD, SLIPPAGE_TICKS
 from nq_ray.domain.bars import Bar
 from nq_ray.domain.contracts import get_contract, normalize_symbol
 from nq_ray.domain.orders import (
     AccountState,
-    Bracket,
     Fill,
     Order,
     OrderStatus,
@@ -41,19 +41,20 @@ from nq_ray.domain.orders import (
 )
 from nq_ray.errors import InvalidOrderError, NotFoundError
 from nq_ray.execution import fills as fr
-from nq_ray.market.sessions import next_close, session_date
-from nq_ray.risk.gate import RiskReason, RiskVerdict, check_order
-from nq_ray.risk.limits import RiskLimits
-from nq_ray.store.records import (
+from nq_ray.execution.records import (
     AccountSnapshot,
     FillRecord,
     Mark,
     OrderEvent,
     OrderRecord,
+    OrderRole,
     PositionRecord,
     StoredState,
     UnitOfWork,
 )
+from nq_ray.market.sessions import next_close, session_date
+from nq_ray.risk.gate import RiskReason, RiskVerdict, check_order
+from nq_ray.risk.limits import RiskLimits
 
 LEG_ROLES = ("stop_loss", "take_profit")
 _OPEN = (OrderStatus.NEW, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED)
@@ -146,8 +147,8 @@ class Broker:
         *,
         limits: RiskLimits | None = None,
         starting_balance_usd: float = 100_000.0,
-        slippage_ticks: float = 1,
-        commission_per_contract: float = 2.25,
+        slippage_ticks: float = SLIPPAGE_TICKS,
+        commission_per_contract: float = COMMISSION_PER_CONTRACT_USD,
         stop_first: bool = True,
         max_volume_participation: float | None = None,
     ) -> None:
@@ -341,20 +342,11 @@ class Broker:
     ) -> tuple[OrderRecord, OrderEvent]:
         """The journal row of a new order (status ``new``) and its first event."""
         rec = OrderRecord(
-            client_order_id=order.client_order_id,
-            symbol=order.symbol,
-            side=order.side,
-            order_type=order.order_type,
+            order=order.model_copy(update={"created_at": now}),
             quantity=order.quantity,
-            requested_quantity=order.quantity,
-            limit_price=order.limit_price,
-            stop_price=order.stop_price,
-            time_in_force=order.time_in_force,
             status=OrderStatus.NEW,
-            reduce_only=order.reduce_only,
-            role=role,
-            bracket=order.bracket.model_dump(mode="json") if order.bracket else None,
-            verdict=verdict.model_dump(mode="json") if verdict is not None else None,
+            role=OrderRole(role),
+            verdict=verdict,
             source=source,
             created_at=now,
             updated_at=now,
@@ -363,19 +355,7 @@ class Broker:
 
     @staticmethod
     def to_order(rec: OrderRecord) -> Order:
-        return Order(
-            symbol=rec.symbol,
-            side=rec.side,
-            quantity=rec.requested_quantity,
-            order_type=rec.order_type,
-            limit_price=rec.limit_price,
-            stop_price=rec.stop_price,
-            bracket=Bracket.model_validate(rec.bracket) if rec.bracket else None,
-            time_in_force=rec.time_in_force,
-            client_order_id=rec.client_order_id,
-            created_at=rec.created_at,
-            reduce_only=rec.reduce_only,
-        )
+        return rec.order
 
     def decide(self, client_order_id: str, now: datetime) -> UnitOfWork:
         """Accept or reject a journaled ``new`` order: the caller's verdict must approve this order and
@@ -386,7 +366,7 @@ class Broker:
             return tx.unit
         order = self.to_order(rec)
         reasons: list[RiskReason] = []
-        given = RiskVerdict.model_validate(rec.verdict) if rec.verdict else None
+        given = rec.verdict
         if given is None:
             reasons.append(
                 RiskReason(code="risk_verdict_missing", message="no RiskVerdict: run check_order and pass it")
@@ -409,7 +389,7 @@ class Broker:
                 update={
                     "status": OrderStatus.REJECTED,
                     "quantity": 0,
-                    "reasons": [r.model_dump(mode="json") for r in reasons],
+                    "reasons": reasons,
                     "updated_at": now,
                 }
             )
@@ -423,7 +403,7 @@ class Broker:
             update={
                 "status": OrderStatus.ACCEPTED,
                 "quantity": qty,
-                "reasons": [r.model_dump(mode="json") for r in own.reasons] or None,
+                "reasons": list(own.reasons) or None,
                 "expires_at": expires,
                 "updated_at": now,
             }
@@ -525,7 +505,7 @@ class Broker:
         if legs:
             for leg in legs:
                 if getattr(leg, field) != price:
-                    out = leg.model_copy(update={field: price, "updated_at": now})
+                    out = leg.repriced(now, **{field: price})
                     tx.put(out, "modified", now, **{field: price, "was": getattr(leg, field)})
             return tx.unit, []
         coid = f"{req.client_order_id}.{'sl' if role == 'stop_loss' else 'tp'}"
@@ -583,19 +563,23 @@ class Broker:
         now: datetime,
         coid: str,
     ) -> OrderRecord:
-        return OrderRecord(
+        order = Order(
             client_order_id=coid,
             symbol=symbol,
             side=side,
             order_type=OrderType.STOP if role == "stop_loss" else OrderType.LIMIT,
             quantity=quantity,
-            requested_quantity=quantity,
             stop_price=price if role == "stop_loss" else None,
             limit_price=price if role == "take_profit" else None,
             time_in_force=TimeInForce.GTC,
-            status=OrderStatus.ACCEPTED,
             reduce_only=True,
-            role=role,
+            created_at=now,
+        )
+        return OrderRecord(
+            order=order,
+            quantity=quantity,
+            status=OrderStatus.ACCEPTED,
+            role=OrderRole(role),
             parent_client_order_id=parent,
             oco_group=group,
             created_at=now,
@@ -737,7 +721,8 @@ class Broker:
 
     def _add_legs(self, tx: _Tx, entry: OrderRecord, qty: int, t: datetime, intrabar: bool) -> None:
         c = get_contract(entry.symbol)
-        b = Bracket.model_validate(entry.bracket)
+        b = entry.bracket
+        assert b is not None  # only an entry with a bracket gets legs
         base = entry.avg_fill_price or 0.0
         group = entry.client_order_id
         tx.intrabar[group] = intrabar

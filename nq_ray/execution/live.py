@@ -10,7 +10,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from nq_ray.domain.orders import Order
 from nq_ray.errors import ConfigError, CredentialsMissingError, ProviderUnavailableError
-from nq_ray.store.records import OrderRecord
+from nq_ray.execution.records import OrderRecord
 
 
 @runtime_checkable

@@ -14,15 +14,16 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from nq_ray.config import COMMISSION_PER_CONTRACT_USD, SLIPPAGE_TICKS
 from nq_ray.domain.bars import Bar
 from nq_ray.domain.contracts import get_contract, normalize_symbol
 from nq_ray.domain.orders import Fill, Order, OrderStatus
 from nq_ray.errors import InvalidArgumentError, InvalidOrderError, NotFoundError
 from nq_ray.execution.broker import Broker, ManagePosition, PositionAction, parse_order
+from nq_ray.execution.records import FillRecord, OrderEvent, OrderRecord, StoredState, UnitOfWork
 from nq_ray.market.sessions import session_date
 from nq_ray.risk.gate import RiskVerdict
 from nq_ray.risk.limits import RiskLimits
-from nq_ray.store.records import FillRecord, OrderEvent, OrderRecord, StoredState, UnitOfWork
 
 Clock = Callable[[], datetime]
 
@@ -66,8 +67,8 @@ class PaperBroker:
         *,
         limits: RiskLimits | None = None,
         starting_balance_usd: float = 100_000.0,
-        slippage_ticks: float = 1,
-        commission_per_contract: float = 2.25,
+        slippage_ticks: float = SLIPPAGE_TICKS,
+        commission_per_contract: float = COMMISSION_PER_CONTRACT_USD,
         clock: Clock | None = None,
         **broker_kwargs: Any,
     ) -> PaperBroker:

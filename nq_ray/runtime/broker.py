@@ -32,12 +32,12 @@ import ray
 from nq_ray.domain.bars import Bar
 from nq_ray.domain.orders import Fill, Order, OrderType
 from nq_ray.execution.broker import ManagePosition, parse_order
+from nq_ray.execution.records import FillRecord, OrderRecord
 from nq_ray.risk.gate import RiskVerdict
 from nq_ray.risk.limits import RiskLimits
 from nq_ray.runtime.cluster import NAMESPACE, RemoteMethods, named_actor
 from nq_ray.runtime.feed import MarkFeed
 from nq_ray.runtime.journal import paper_broker_from_settings
-from nq_ray.store.records import FillRecord, OrderRecord
 
 ACTOR_NAME = "paper_broker"
 MAX_TASK_RETRIES = 5

@@ -16,8 +16,8 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from nq_ray.execution.paper import Clock, PaperBroker
+from nq_ray.execution.records import FillRecord, OrderEvent, OrderRecord, StoredState, UnitOfWork
 from nq_ray.risk.limits import RiskLimits
-from nq_ray.store.records import FillRecord, OrderEvent, OrderRecord, StoredState, UnitOfWork
 from nq_ray.store.repository import Repository
 
 T = TypeVar("T")

@@ -25,6 +25,7 @@ from typing import Any
 import ray
 
 from nq_ray.config import Settings, live_patch
+from nq_ray.domain.audit import AuditRecord
 from nq_ray.runtime.broker import RayBroker, get_or_create_broker
 from nq_ray.runtime.cluster import NAMESPACE, RemoteMethods, find_actor, named_actor
 from nq_ray.runtime.metrics import Metrics
@@ -183,10 +184,10 @@ class RegistryActor:
 
     # ---- audit ----------------------------------------------------------------------------------
 
-    async def audit(self, **record: Any) -> None:
-        await self.auditor.audit(**record)
+    async def audit(self, record: AuditRecord) -> None:
+        await self.auditor.audit(record)
 
-    async def audit_many(self, records: list[dict[str, Any]]) -> int:
+    async def audit_many(self, records: list[AuditRecord]) -> int:
         return await self.auditor.audit_many(records)
 
     async def audit_log(self, limit: int = 100) -> list[dict[str, Any]]:
@@ -269,6 +270,6 @@ class RayTools(RemoteMethods):
 class RayAuditLog(RemoteMethods):
     """``AuditLog`` over the ``tool_registry`` actor's ``audit_many`` (``ForwardingAuditor`` sends here)."""
 
-    async def audit_many(self, records: list[dict[str, Any]]) -> int:
+    async def audit_many(self, records: list[AuditRecord]) -> int:
         out: int = await self._call("audit_many", records)
         return out

@@ -18,8 +18,20 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from nq_ray.config import redact
+from nq_ray.domain.audit import AuditRecord
 from nq_ray.domain.orders import Fill, OrderStatus, Position, Side
 from nq_ray.errors import StoreUnavailableError
+from nq_ray.execution.records import (
+    FLAT_FIELDS,
+    AccountSnapshot,
+    FillRecord,
+    Mark,
+    OrderEvent,
+    OrderRecord,
+    PositionRecord,
+    StoredState,
+    UnitOfWork,
+)
 from nq_ray.store.db import create_engine, migrate_async, session_factory
 from nq_ray.store.models import (
     AccountSnapshotRow,
@@ -34,19 +46,9 @@ from nq_ray.store.models import (
     OrderRow,
     PositionRow,
 )
-from nq_ray.store.records import (
-    AccountSnapshot,
-    FillRecord,
-    Mark,
-    OrderEvent,
-    OrderRecord,
-    PositionRecord,
-    StoredState,
-    UnitOfWork,
-)
 
 OPEN_STATUSES = (OrderStatus.NEW.value, OrderStatus.ACCEPTED.value, OrderStatus.PARTIALLY_FILLED.value)
-_ORDER_FIELDS = tuple(OrderRecord.model_fields)
+_ORDER_FIELDS = FLAT_FIELDS  # the record's flat shape: one column each (the embedded order flattened)
 
 
 def _to_row(rec: OrderRecord, row: OrderRow | None = None) -> OrderRow:
@@ -380,28 +382,16 @@ class Repository:
         """Store a settings patch with its secrets redacted."""
         return await self._add(ConfigChangeRow(at=at, actor=actor, patch=redact(patch)))
 
-    async def audit(
-        self,
-        *,
-        at: datetime,
-        who: str,
-        tool: str,
-        arguments: dict[str, Any] | None,
-        outcome: str,
-        error_code: str | None = None,
-        duration_ms: float | None = None,
-    ) -> int:
-        """Append a tool call to the audit log; secret-looking arguments are redacted before storing."""
-        row = AuditLogRow(
-            at=at,
-            who=who,
-            tool=tool,
-            arguments=redact(arguments) if arguments is not None else None,
-            outcome=outcome,
-            error_code=error_code,
-            duration_ms=duration_ms,
-        )
-        return await self._add(row)
+    async def audit(self, record: AuditRecord) -> int:
+        """Append a tool call to the audit log, ``bounded()``: secret-looking arguments redacted."""
+        return await self._add(_audit_row(record))
+
+    async def audit_many(self, records: list[AuditRecord]) -> int:
+        """Append a batch of tool calls in one transaction; the number written."""
+        rows = [_audit_row(r) for r in records]
+        async with self.sessions() as s, s.begin():
+            s.add_all(rows)
+        return len(rows)
 
     async def audit_log(self, *, limit: int = 100) -> list[dict[str, Any]]:
         async with self.sessions() as s:
@@ -423,6 +413,10 @@ class Repository:
             s.add(row)
             await s.flush()
             return int(row.id)
+
+
+def _audit_row(record: AuditRecord) -> AuditLogRow:
+    return AuditLogRow(**record.bounded().model_dump())
 
 
 def _unavailable(engine: AsyncEngine, exc: BaseException) -> StoreUnavailableError:

@@ -11,12 +11,16 @@ from nq_ray.analysis.levels import SupportResistance
 from nq_ray.analysis.momentum import MomentumReport
 from nq_ray.analysis.patterns import PatternReport
 from nq_ray.config import Settings
-from nq_ray.tools.args import DataOrigin, Interval, Period, Source, Symbol, When, finite, origin
+from nq_ray.tools.args import BarSeries, BarsQuery, DataOrigin, finite, origin
 from nq_ray.tools.compute import offload
 from nq_ray.tools.context import current
 from nq_ray.tools.data import load
 
 IndicatorParams = dict[str, dict[str, float | int | str]]
+
+
+def _series(query: BarSeries) -> tuple[str, str, str]:
+    return query.symbol, query.interval, query.source
 
 
 class IndicatorsResult(BaseModel):
@@ -72,8 +76,7 @@ def _indicators(
 
 
 async def calculate_technical_indicators(
-    symbol: Symbol = "NQ",
-    interval: Interval = "5m",
+    query: BarsQuery,
     indicators: Annotated[
         list[Annotated[str, Field(max_length=32)]] | None,
         Field(
@@ -91,10 +94,6 @@ async def calculate_technical_indicators(
             '{"ema_50": {"kind": "ema", "period": 50}, "rsi": {"period": 7}}',
         ),
     ] = None,
-    start: When = None,
-    end: When = None,
-    period: Period = None,
-    source: Source = "sample",
     tail: Annotated[int, Field(ge=1, le=500, description="recent values to return per output")] = 5,
 ) -> IndicatorsResult:
     """Technical indicators (RSI, MACD, Bollinger, ATR, ADX, EMA/SMA, VWAP, ...) on the latest bars, with
@@ -103,14 +102,14 @@ async def calculate_technical_indicators(
     return await offload(
         _indicators,
         ctx.settings,
-        symbol,
-        interval,
+        query.symbol,
+        query.interval,
         indicators,
         params,
-        start,
-        end,
-        period,
-        source,
+        query.start,
+        query.end,
+        query.period,
+        query.source,
         tail,
         ctx.as_of,
     )
@@ -143,9 +142,7 @@ def _patterns(
 
 
 async def detect_patterns(
-    symbol: Symbol = "NQ",
-    interval: Interval = "5m",
-    source: Source = "sample",
+    query: BarSeries,
     candle_bars: Annotated[
         int, Field(ge=1, le=500, description="candlestick patterns in the last N bars")
     ] = 5,
@@ -158,7 +155,7 @@ async def detect_patterns(
     top/bottom, head and shoulders, triangles, flags) with their confidence and key prices."""
     ctx = current()
     return await offload(
-        _patterns, ctx.settings, symbol, interval, source, candle_bars, chart_bars, min_confidence, ctx.as_of
+        _patterns, ctx.settings, *_series(query), candle_bars, chart_bars, min_confidence, ctx.as_of
     )
 
 
@@ -183,9 +180,7 @@ def _momentum(
 
 
 async def analyze_momentum(
-    symbol: Symbol = "NQ",
-    interval: Interval = "5m",
-    source: Source = "sample",
+    query: BarSeries,
     periods: Annotated[
         list[Annotated[int, Field(ge=1, le=5000)]],
         Field(min_length=1, max_length=8, description="rate-of-change horizons in bars"),
@@ -194,7 +189,7 @@ async def analyze_momentum(
     """Momentum: rate of change over several horizons, RSI, MACD histogram, relative volume, ADX trend
     strength, multi-timeframe alignment and RSI/MACD divergences. Use for "is the move losing steam?"."""
     ctx = current()
-    return await offload(_momentum, ctx.settings, symbol, interval, source, list(periods), ctx.as_of)
+    return await offload(_momentum, ctx.settings, *_series(query), list(periods), ctx.as_of)
 
 
 class LevelsResult(BaseModel):
@@ -221,13 +216,11 @@ def _levels(
 
 
 async def find_support_resistance(
-    symbol: Symbol = "NQ",
-    interval: Interval = "5m",
-    source: Source = "sample",
+    query: BarSeries,
     max_zones: Annotated[int, Field(ge=1, le=50)] = 8,
 ) -> LevelsResult:
     """Support and resistance around the last price: floor-trader pivots, prior-day high/low/close,
     overnight range, volume-profile POC/value area and swing zones, plus the nearest support and
     resistance. Use to place stops and targets."""
     ctx = current()
-    return await offload(_levels, ctx.settings, symbol, interval, source, max_zones, ctx.as_of)
+    return await offload(_levels, ctx.settings, *_series(query), max_zones, ctx.as_of)

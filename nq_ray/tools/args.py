@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import pandas as pd
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from nq_ray.errors import InvalidArgumentError
 
@@ -64,6 +64,33 @@ Strategy = Annotated[
         max_length=64, description="registered strategy name (sma_cross, ema_cross, ...; see run_backtest)"
     ),
 ]
+
+
+class FlatArgs(BaseModel):
+    """A group of tool arguments defined once and shared by several tools. A tool parameter of such a
+    type is flattened by ``spec_of``: its fields are the tool's own top-level arguments (MCP clients see
+    ``symbol``, ``interval``, ... as before) and the tool function receives them as one model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BarSeries(FlatArgs):
+    """Which bars a tool reads: the contract, the bar interval and the data source (the latest bars);
+    the tools load them through ``nq_ray.tools.data.load``, the point-in-time choke point."""
+
+    symbol: Symbol = "NQ"
+    interval: Interval = "5m"
+    source: Source = "sample"
+
+
+class BarsQuery(BarSeries):
+    """Which bars a tool reads, over a range: ``start``/``end``, or a ``period`` look-back ending at the
+    last bar (give ``period`` or ``start``, not both)."""
+
+    start: When = None
+    end: When = None
+    period: Period = None
+
 
 LIVE_SOURCES = ("yahoo", "tradovate")
 _PERIODS = {"d": "D", "wk": "W", "mo": "MS", "y": "YS"}

@@ -1,5 +1,6 @@
-"""Audit sinks for tool calls: straight into the store's audit log, or forwarded to the registry actor
-(which owns the store connection) in batches, so auditing adds no latency to a Serve replica.
+"""Audit sinks for tool calls (``nq_ray.domain.audit.AuditRecord``): straight into the store's audit log,
+or forwarded to the registry actor (which owns the store connection) in batches, so auditing adds no
+latency to a Serve replica.
 
 ``ForwardingAuditor`` keeps records in a buffer and sends them in one actor call every ``flush_s``
 (or as soon as ``batch`` are waiting): one Ray task per batch instead of one per tool call. A batch the
@@ -9,29 +10,13 @@ the buffer passes ``max_buffer`` are the oldest records dropped, and counted."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from datetime import datetime
 from typing import Any
 
+from nq_ray.domain.audit import AuditRecord
 from nq_ray.ports import AuditLog
 
 log = logging.getLogger(__name__)
-
-MAX_ARGUMENTS_BYTES = 8192
-
-
-def _bounded(arguments: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The arguments, or a stub naming their keys when they are too large to store."""
-    if arguments is None:
-        return None
-    try:
-        text = json.dumps(arguments, default=str)
-    except (TypeError, ValueError):
-        return {"_unserialisable": True, "keys": [str(k)[:64] for k in list(arguments)[:50]]}
-    if len(text) > MAX_ARGUMENTS_BYTES:
-        return {"_truncated": True, "bytes": len(text), "keys": [str(k)[:64] for k in list(arguments)[:50]]}
-    return arguments
 
 
 class StoreAuditor:
@@ -51,58 +36,23 @@ class StoreAuditor:
                 self._repo = await Repository.connect(self.store_url)
             return self._repo
 
-    async def audit(
-        self,
-        *,
-        at: datetime,
-        who: str,
-        tool: str,
-        arguments: dict[str, Any] | None,
-        outcome: str,
-        error_code: str | None,
-        duration_ms: float,
-    ) -> None:
+    async def audit(self, record: AuditRecord) -> None:
         try:
             repo = await self._repository()
-            await repo.audit(
-                at=at,
-                who=who[:64],
-                tool=tool[:64],
-                arguments=_bounded(arguments),
-                outcome=outcome[:16],
-                error_code=error_code[:64] if error_code else None,
-                duration_ms=duration_ms,
-            )
+            await repo.audit(record)
         except Exception:  # an audit-store outage must not fail the trader's call; it is logged and counted
             self.failures += 1
-            log.exception("could not write the audit log entry for tool %s", tool[:64])
+            log.exception("could not write the audit log entry for tool %s", record.tool[:64])
 
-    async def audit_many(self, records: list[dict[str, Any]]) -> int:
+    async def audit_many(self, records: list[AuditRecord]) -> int:
         """Write a batch of records in one transaction; the number written."""
-        from nq_ray.config import redact
-        from nq_ray.store.models import AuditLogRow
-
-        rows = [
-            AuditLogRow(
-                at=r["at"],
-                who=str(r["who"])[:64],
-                tool=str(r["tool"])[:64],
-                arguments=redact(_bounded(r.get("arguments"))),
-                outcome=str(r["outcome"])[:16],
-                error_code=str(r["error_code"])[:64] if r.get("error_code") else None,
-                duration_ms=r.get("duration_ms"),
-            )
-            for r in records
-        ]
         try:
             repo = await self._repository()
-            async with repo.sessions() as s, s.begin():
-                s.add_all(rows)
+            return await repo.audit_many(records)
         except Exception:  # as for one record: logged and counted, never raised into a tool call
-            self.failures += len(rows)
-            log.exception("could not write %d audit log entries", len(rows))
+            self.failures += len(records)
+            log.exception("could not write %d audit log entries", len(records))
             return 0
-        return len(rows)
 
     async def recent(self, limit: int = 100) -> list[dict[str, Any]]:
         repo = await self._repository()
@@ -125,15 +75,14 @@ class ForwardingAuditor:
         self.flush_s = flush_s
         self.batch = batch
         self.max_buffer = max_buffer
-        self._buffer: list[dict[str, Any]] = []
+        self._buffer: list[AuditRecord] = []
         self._timer: asyncio.TimerHandle | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self.sent = 0
         self.dropped = 0
 
-    async def audit(self, **record: Any) -> None:
-        record["arguments"] = _bounded(record.get("arguments"))
-        self._buffer.append(record)
+    async def audit(self, record: AuditRecord) -> None:
+        self._buffer.append(record.bounded())
         if len(self._buffer) >= self.batch:
             self._flush()
         elif self._timer is None:
@@ -150,7 +99,7 @@ class ForwardingAuditor:
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
-    async def _send(self, records: list[dict[str, Any]]) -> None:
+    async def _send(self, records: list[AuditRecord]) -> None:
         try:
             await self.sink.audit_many(records)
             self.sent += len(records)

@@ -9,23 +9,12 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from nq_ray.config import Settings
+from nq_ray.config import FillCosts, Settings
 from nq_ray.domain.orders import Trade
 from nq_ray.errors import InvalidArgumentError
-from nq_ray.tools.args import (
-    DataOrigin,
-    Interval,
-    Params,
-    Period,
-    Source,
-    Strategy,
-    Symbol,
-    When,
-    finite,
-    origin,
-)
+from nq_ray.tools.args import BarsQuery, DataOrigin, Params, Strategy, finite, origin
 from nq_ray.tools.compute import in_thread, offload
 from nq_ray.tools.context import current, progress_callback
 from nq_ray.tools.data import load
@@ -33,18 +22,26 @@ from nq_ray.tools.data import load
 MAX_COMBINATIONS = 5000
 
 
-class CostsArgs(BaseModel):
-    """How the backtest trades; each field is the ``BacktestConfig`` field of the same name."""
+class CostsArgs(FillCosts):
+    """How the backtest trades; each field is the ``BacktestConfig`` field of the same name. Commission
+    and slippage are ``FillCosts``: when not given, the server's ``execution.*`` settings apply
+    (default $2.25 per contract per side, one tick on market and stop fills)."""
+
+    model_config = ConfigDict(extra="ignore")  # as before: unknown keys are dropped, not refused
 
     contracts: int = Field(default=1, ge=1, le=1000, description="contracts per entry")
     initial_capital: float = Field(default=100_000.0, gt=0, le=1e10, description="starting equity, USD")
-    commission_per_contract: float = Field(
-        default=2.25, ge=0, le=1000, description="USD per contract per side"
-    )
-    slippage_ticks: float = Field(default=1, ge=0, le=100)
     stop_loss_ticks: float | None = Field(default=None, gt=0, le=100_000)
     take_profit_ticks: float | None = Field(default=None, gt=0, le=100_000)
     allow_short: bool = True
+
+
+def costs_of(costs: CostsArgs | None, settings: Settings) -> dict[str, Any]:
+    """The ``BacktestConfig`` fields of a tool call: what the caller gave, and the settings' fill costs
+    (``execution.commission_per_contract`` / ``execution.slippage_ticks``) for what they did not."""
+    args = costs or CostsArgs()
+    server = settings.execution.costs().model_dump()
+    return args.model_dump() | {k: v for k, v in server.items() if k not in args.model_fields_set}
 
 
 def _config(symbol: str, costs: dict[str, Any]) -> Any:
@@ -132,25 +129,9 @@ def _run(
     return _result(report, bars, common)
 
 
-def _common(
-    symbol: str,
-    interval: str,
-    start: str | None,
-    end: str | None,
-    period: str | None,
-    source: str,
-    as_of: datetime | None,
-) -> dict[str, Any]:
+def _common(query: BarsQuery, as_of: datetime | None) -> dict[str, Any]:
     """The ``load`` arguments of a backtesting tool (``as_of``: the point-in-time cut-off, if any)."""
-    return {
-        "symbol": symbol,
-        "interval": interval,
-        "start": start,
-        "end": end,
-        "period": period,
-        "source": source,
-        "as_of": as_of,
-    }
+    return query.model_dump() | {"as_of": as_of}
 
 
 Costs = Annotated[
@@ -159,25 +140,20 @@ Costs = Annotated[
 
 
 async def run_backtest(
-    symbol: Symbol = "NQ",
+    query: BarsQuery,
     strategy: Strategy = "sma_cross",
     params: Params = None,
-    interval: Interval = "5m",
-    start: When = None,
-    end: When = None,
-    period: Period = None,
-    source: Source = "sample",
     costs: Costs = None,
 ) -> BacktestResult:
     """Backtest a registered strategy (sma_cross, ema_cross, macd_cross, rsi_reversion,
     bollinger_breakout, opening_range_breakout, vwap_reversion) on futures bars with realistic fills,
     commissions, slippage and session rules. Returns metrics, the last trades and the equity curve."""
     ctx = current()
-    c = (costs or CostsArgs()).model_dump()
+    c = costs_of(costs, ctx.settings)
     return await offload(
         _run,
         ctx.settings,
-        _common(symbol, interval, start, end, period, source, ctx.as_of),
+        _common(query, ctx.as_of),
         strategy,
         params,
         c,
@@ -244,14 +220,9 @@ def _report(
 
 
 async def generate_performance_report(
-    symbol: Symbol = "NQ",
+    query: BarsQuery,
     strategy: Strategy = "sma_cross",
     params: Params = None,
-    interval: Interval = "5m",
-    start: When = None,
-    end: When = None,
-    period: Period = None,
-    source: Source = "sample",
     costs: Costs = None,
     n_sims: Annotated[int, Field(ge=1, le=100_000, description="Monte Carlo resamples of the trades")] = 1000,
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0,
@@ -259,11 +230,11 @@ async def generate_performance_report(
     """A full performance report of one strategy: backtest metrics, monthly P&L, a Monte Carlo spread of
     final P&L and drawdown (bootstrap of the trades) and a plain-text summary to show a user."""
     ctx = current()
-    c = (costs or CostsArgs()).model_dump()
+    c = costs_of(costs, ctx.settings)
     return await offload(
         _report,
         ctx.settings,
-        _common(symbol, interval, start, end, period, source, ctx.as_of),
+        _common(query, ctx.as_of),
         strategy,
         params,
         c,
@@ -325,16 +296,11 @@ def _compare(
 
 
 async def compare_strategies(
+    query: BarsQuery,
     strategies: Annotated[
         list[StrategySpec | Annotated[str, Field(max_length=64)]],
         Field(min_length=1, max_length=20, description='names or {"strategy", "params", "label"} objects'),
     ] = ["sma_cross", "ema_cross", "macd_cross"],  # noqa: B006 - pydantic copies defaults
-    symbol: Symbol = "NQ",
-    interval: Interval = "5m",
-    start: When = None,
-    end: When = None,
-    period: Period = None,
-    source: Source = "sample",
     costs: Costs = None,
     rank_by: Annotated[
         str, Field(max_length=32, description="metric to rank by, e.g. sharpe, net_pnl_usd")
@@ -344,11 +310,11 @@ async def compare_strategies(
     Use when asked "which strategy works best on NQ?"."""
     ctx = current()
     specs = [s.model_dump() if isinstance(s, StrategySpec) else {"strategy": s} for s in strategies]
-    c = (costs or CostsArgs()).model_dump()
+    c = costs_of(costs, ctx.settings)
     return await offload(
         _compare,
         ctx.settings,
-        _common(symbol, interval, start, end, period, source, ctx.as_of),
+        _common(query, ctx.as_of),
         specs,
         c,
         rank_by,
@@ -427,14 +393,9 @@ OptimiseMetric = Annotated[str, Field(max_length=32, description="metric to opti
 
 
 async def run_sweep(
+    query: BarsQuery,
     strategy: Strategy = "sma_cross",
     grid: Grid = {"fast": [5, 10, 20], "slow": [30, 50, 100]},  # noqa: B006 - pydantic copies defaults
-    symbol: Symbol = "NQ",
-    interval: Interval = "5m",
-    start: When = None,
-    end: When = None,
-    period: Period = None,
-    source: Source = "sample",
     costs: Costs = None,
     metric: OptimiseMetric = "sharpe",
     top: Annotated[int, Field(ge=1, le=100, description="best rows to return")] = 10,
@@ -443,14 +404,14 @@ async def run_sweep(
     Long: prefer submitting it as a job (POST /api/jobs) and polling. Beware of overfitting: check the
     winner with walk-forward or on other dates."""
     ctx = current()
-    c = (costs or CostsArgs()).model_dump()
+    c = costs_of(costs, ctx.settings)
     n = math.prod(len(v) for v in grid.values())
     if n > MAX_COMBINATIONS:
         raise InvalidArgumentError(f"grid has {n} combinations; at most {MAX_COMBINATIONS} per sweep")
     return await in_thread(
         _sweep,
         ctx.settings,
-        _common(symbol, interval, start, end, period, source, ctx.as_of),
+        _common(query, ctx.as_of),
         strategy,
         {k: list(v) for k, v in grid.items()},
         c,
@@ -516,13 +477,6 @@ def _label(params: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in params.items())
 
 
-def _rate_ratio(oos_pnl: float, test_bars: int, is_pnl: float, train_bars: int) -> float | None:
-    """Pardo's walk-forward efficiency on P&L per bar; undefined when the in-sample P&L is not positive."""
-    if test_bars <= 0 or train_bars <= 0 or not is_pnl > 0:
-        return None
-    return finite((oos_pnl / test_bars) / (is_pnl / train_bars))
-
-
 def _walk_forward(
     settings: Settings,
     common: dict[str, Any],
@@ -539,7 +493,7 @@ def _walk_forward(
     from nq_ray.backtest import METRIC_NAMES, get_strategy, walk_forward
     from nq_ray.backtest import run_backtest as backtest
     from nq_ray.backtest.sweep import expand_grid
-    from nq_ray.backtest.walkforward import fold_bounds
+    from nq_ray.backtest.walkforward import fold_bounds, walk_forward_efficiency
 
     if metric not in METRIC_NAMES:
         raise InvalidArgumentError(f"unknown metric {metric!r}; known: {', '.join(METRIC_NAMES)}")
@@ -614,7 +568,7 @@ def _walk_forward(
                 oos_score=finite(row[f"oos_{metric}"]),
                 oos_net_pnl_usd=finite(oos_pnl),
                 oos_n_trades=int(row["oos_n_trades"]),
-                efficiency=_rate_ratio(oos_pnl, te1 - te0, is_pnl, tr1 - tr0),
+                efficiency=walk_forward_efficiency(oos_pnl, te1 - te0, is_pnl, tr1 - tr0),
             )
         )
     return WalkForwardReport(
@@ -628,7 +582,7 @@ def _walk_forward(
         folds=folds,
         oos_metrics=_metrics(res.metrics),
         oos_equity_curve=_equity_points(res.equity, 200),
-        efficiency_ratio=_rate_ratio(sum_oos, n_test, sum_is, n_train),
+        efficiency_ratio=walk_forward_efficiency(sum_oos, n_test, sum_is, n_train),
         first_bar_time=bars.index[0].isoformat(),
         last_bar_time=bars.index[-1].isoformat(),
         origin=origin(common["source"], bars),
@@ -636,14 +590,9 @@ def _walk_forward(
 
 
 async def run_walk_forward(
+    query: BarsQuery,
     strategy: Strategy = "sma_cross",
     grid: Grid = {"fast": [5, 10, 20], "slow": [30, 50, 100]},  # noqa: B006 - pydantic copies defaults
-    symbol: Symbol = "NQ",
-    interval: Interval = "5m",
-    start: When = None,
-    end: When = None,
-    period: Period = None,
-    source: Source = "sample",
     costs: Costs = None,
     metric: OptimiseMetric = "sharpe",
     n_folds: Annotated[int, Field(ge=1, le=MAX_FOLDS, description="number of out-of-sample windows")] = 4,
@@ -663,7 +612,7 @@ async def run_walk_forward(
     best parameters hold up out of sample (efficiency_ratio near or above 0.5) rather than being overfit.
     Windows default to n_folds + 1 equal blocks. Long: prefer a job (POST /api/jobs); reports progress."""
     ctx = current()
-    c = (costs or CostsArgs()).model_dump()
+    c = costs_of(costs, ctx.settings)
     n = math.prod(len(v) for v in grid.values())
     if n * n_folds > MAX_COMBINATIONS:
         raise InvalidArgumentError(
@@ -673,7 +622,7 @@ async def run_walk_forward(
     return await in_thread(
         _walk_forward,
         ctx.settings,
-        _common(symbol, interval, start, end, period, source, ctx.as_of),
+        _common(query, ctx.as_of),
         strategy,
         {k: list(v) for k, v in grid.items()},
         c,

@@ -33,8 +33,8 @@ from nq_ray.ports import BrokerPort, Clock
 if TYPE_CHECKING:
     from nq_ray.domain.orders import Order
     from nq_ray.execution.broker import ManagePosition
+    from nq_ray.execution.records import OrderRecord
     from nq_ray.risk.gate import RiskVerdict
-    from nq_ray.store.records import OrderRecord
 
 Progress = Callable[[float, float | None, str | None], None]
 """``progress(done, total, message)``; may be called from worker threads; may raise to cancel."""

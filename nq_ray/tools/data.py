@@ -20,10 +20,10 @@ from nq_ray.market.sessions import SessionStatus
 # process and replica that serves tools), the in-process cache otherwise
 from nq_ray.store import cache as _store_cache  # noqa: F401
 from nq_ray.tools.args import (
+    BarSeries,
+    BarsQuery,
     DataOrigin,
     Interval,
-    Period,
-    Source,
     Symbol,
     When,
     origin,
@@ -166,14 +166,13 @@ def _price(
     )
 
 
-async def get_nq_price(
-    symbol: Symbol = "NQ", interval: Interval = "5m", source: Source = "sample"
-) -> PriceQuote:
+async def get_nq_price(query: BarSeries) -> PriceQuote:
     """Latest price of NQ (or another index future): last close, change from the previous session, the
     session's high/low/volume and the market state. Use this first when asked "where is NQ?". The
     ``origin`` field says whether the price is live (yahoo/tradovate) or from bundled sample data."""
     ctx = current()
-    quote = await in_thread(_price, ctx.settings, symbol, interval, source, ctx.now(), ctx.as_of)
+    q = query
+    quote = await in_thread(_price, ctx.settings, q.symbol, q.interval, q.source, ctx.now(), ctx.as_of)
     await ctx.emit("market_update", quote.model_dump(mode="json"))
     return quote
 
@@ -218,19 +217,15 @@ def _history(
 
 
 async def get_historical_data(
-    symbol: Symbol = "NQ",
-    interval: Interval = "5m",
-    start: When = None,
-    end: When = None,
-    period: Period = None,
-    source: Source = "sample",
+    query: BarsQuery,
     limit: Annotated[int, Field(ge=1, le=MAX_ROWS, description="most recent bars to return")] = 500,
 ) -> HistoricalData:
     """Historical OHLCV bars for charting or your own calculations, by ``start``/``end`` or a ``period``
     look-back. Prefer the analysis tools when you want indicators or levels rather than raw bars."""
     ctx = current()
+    q = query
     return await in_thread(
-        _history, ctx.settings, symbol, interval, start, end, period, source, limit, ctx.as_of
+        _history, ctx.settings, q.symbol, q.interval, q.start, q.end, q.period, q.source, limit, ctx.as_of
     )
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from nq_ray.domain.orders import new_client_order_id
-from nq_ray.store.records import OrderRecord
+from nq_ray.execution.records import OrderRecord
 from nq_ray.tools.args import Symbol
 from nq_ray.tools.context import current
 

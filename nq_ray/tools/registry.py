@@ -18,8 +18,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
+from nq_ray.domain.audit import AuditRecord
 from nq_ray.errors import InvalidArgumentError, NQRayError
 from nq_ray.ports import Auditor
+from nq_ray.tools.args import FlatArgs
 from nq_ray.tools.context import Progress, ToolContext, bind
 from nq_ray.tools.wire import as_nq_error, json_safe, validation_message
 
@@ -51,6 +53,14 @@ class ToolSpec:
     output_model: type[BaseModel]
     long_running: bool = False
     read_only: bool = True
+    groups: tuple[tuple[str, type[FlatArgs]], ...] = ()  # flattened parameters: (name, model)
+
+    def arguments(self, args: BaseModel) -> dict[str, Any]:
+        """The keyword arguments of ``fn`` for a validated input: flattened groups rebuilt as models."""
+        values = {k: getattr(args, k) for k in type(args).model_fields}
+        for param, group in self.groups:
+            values[param] = group.model_validate({k: values.pop(k) for k in group.model_fields})
+        return values
 
     @property
     def description(self) -> str:
@@ -75,16 +85,26 @@ class ToolSpec:
 
 
 def spec_of(fn: ToolFn, category: str, *, long_running: bool = False, read_only: bool = True) -> ToolSpec:
-    """A ``ToolSpec`` whose input model is built from ``fn``'s typed parameters."""
+    """A ``ToolSpec`` whose input model is built from ``fn``'s typed parameters; a parameter typed as a
+    ``FlatArgs`` model (e.g. ``BarsQuery``) contributes its fields as top-level arguments."""
     hints = typing.get_type_hints(fn, include_extras=True)
     fields: dict[str, Any] = {}
+    groups: list[tuple[str, type[FlatArgs]]] = []
     for p in inspect.signature(fn).parameters.values():
-        default = ... if p.default is inspect.Parameter.empty else p.default
-        fields[p.name] = (hints[p.name], default)
+        hint = hints[p.name]
+        if isinstance(hint, type) and issubclass(hint, FlatArgs):
+            inner = typing.get_type_hints(hint, include_extras=True)
+            new = {name: (inner[name], info.default) for name, info in hint.model_fields.items()}
+            groups.append((p.name, hint))
+        else:
+            new = {p.name: (hint, ... if p.default is inspect.Parameter.empty else p.default)}
+        if clash := set(new) & set(fields):
+            raise InvalidArgumentError(f"{fn.__name__}: argument {sorted(clash)} given twice")
+        fields |= new
     out = hints["return"]
     model = create_model(f"{_camel(fn.__name__)}Input", __base__=_Input, __module__=fn.__module__, **fields)
     model.__doc__ = f"Arguments of the {fn.__name__} tool."
-    return ToolSpec(fn.__name__, fn, category, model, out, long_running, read_only)
+    return ToolSpec(fn.__name__, fn, category, model, out, long_running, read_only, tuple(groups))
 
 
 def _camel(name: str) -> str:
@@ -157,7 +177,7 @@ class ToolRegistry:
             spec = self.get(name)
             args = self.validate(name, arguments)
             with bind(self.context, progress):
-                result = await spec.fn(**{k: getattr(args, k) for k in type(args).model_fields})
+                result = await spec.fn(**spec.arguments(args))
             return json_safe(result.model_dump(mode="json"))
         except BaseException as exc:
             err = as_nq_error(exc)
@@ -172,13 +192,15 @@ class ToolRegistry:
                 self.on_call(name, code or outcome, dt)
             if self.auditor is not None:
                 await self.auditor.audit(
-                    at=datetime.now(UTC),
-                    who=who,
-                    tool=name,
-                    arguments=arguments if isinstance(arguments, dict) else None,
-                    outcome=outcome,
-                    error_code=code,
-                    duration_ms=dt * 1000,
+                    AuditRecord(
+                        at=datetime.now(UTC),
+                        who=who,
+                        tool=name,
+                        arguments=arguments if isinstance(arguments, dict) else None,
+                        outcome=outcome,
+                        error_code=code,
+                        duration_ms=dt * 1000,
+                    )
                 )
 
 

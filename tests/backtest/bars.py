@@ -9,6 +9,9 @@ import pandas as pd
 
 from nq_ray.backtest.strategies import Signals
 
+# The hand-worked examples and the reference engines trade without costs; the defaults have some.
+NO_COSTS = {"commission_per_contract": 0.0, "slippage_ticks": 0.0}
+
 
 def make_bars(
     rows: Sequence[tuple[float, float, float, float]],

@@ -8,7 +8,7 @@ import pytest
 
 from nq_ray.backtest import BacktestConfig, run_backtest
 from nq_ray.errors import InvalidArgumentError, InvalidBarsError
-from tests.backtest.bars import make_bars
+from tests.backtest.bars import NO_COSTS, make_bars
 
 COLUMNS = [
     "entry_time",
@@ -87,7 +87,7 @@ def test_equity_is_marked_to_market_at_each_close():
     """Long 1 NQ from bar 1 open 101: equity at bar 2 close 102.5 = 100,000 + 1.5 × 20 = 100,030."""
     bars = make_bars([(100, 101, 99, 100.5), (101, 102, 100, 101.5), (102, 103, 101, 102.5)])
     le = np.array([True, False, False])
-    r = run_backtest(bars, lambda d, p: {"long_entry": le})
+    r = run_backtest(bars, lambda d, p: {"long_entry": le}, config=BacktestConfig(**NO_COSTS))
     assert r.equity.tolist()[:2] == [100_000.0, 100_010.0]
     assert isinstance(r.equity, pd.Series)
 

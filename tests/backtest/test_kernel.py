@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nq_ray.backtest import BacktestConfig, run_backtest
-from tests.backtest.bars import fixed, make_bars
+from tests.backtest.bars import NO_COSTS, fixed, make_bars
 
 # o, h, l, c: a gentle up-move used by several tests
 UP = [
@@ -22,7 +22,7 @@ UP = [
 
 
 def _run(rows, fn, **cfg):
-    return run_backtest(make_bars(rows), fn, config=BacktestConfig(**cfg))
+    return run_backtest(make_bars(rows), fn, config=BacktestConfig(**(NO_COSTS | cfg)))
 
 
 def test_signal_on_close_fills_at_next_open():
@@ -213,7 +213,9 @@ def test_no_fill_during_daily_halt_order_waits_for_session_open():
     """Signal on the 16:59 close; 17:00 and 17:01 lie in the daily halt → the buy fills at the 18:00 open
     (105),
     and the position closes at the last close 106.5: +1.5 × 20 = $30."""
-    r = run_backtest(make_bars(HALT_ROWS, index=_halt_index()), fixed(7, long_entry=[2]))
+    r = run_backtest(
+        make_bars(HALT_ROWS, index=_halt_index()), fixed(7, long_entry=[2]), config=BacktestConfig(**NO_COSTS)
+    )
     t = r.trades.iloc[0]
     assert t.entry_time == pd.Timestamp("2026-03-03 18:00", tz="America/New_York")
     assert (t.entry_price, t.pnl_usd) == (105.0, 30.0)
@@ -224,7 +226,7 @@ def test_flat_at_session_end_closes_at_last_session_bar():
     r = run_backtest(
         make_bars(HALT_ROWS, index=_halt_index()),
         fixed(7, long_entry=[0]),
-        config=BacktestConfig(flat_at_session_end=True),
+        config=BacktestConfig(flat_at_session_end=True, **NO_COSTS),
     )
     t = r.trades.iloc[0]
     assert t.exit_time == pd.Timestamp("2026-03-03 16:59", tz="America/New_York")

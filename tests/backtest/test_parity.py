@@ -13,7 +13,13 @@ import pytest
 
 from nq_ray.backtest import BacktestConfig, BarData, get_strategy, run_backtest
 
-CFG = BacktestConfig(session_calendar=False, margin_check=False, initial_capital=1e9)
+CFG = BacktestConfig(
+    session_calendar=False,
+    margin_check=False,
+    initial_capital=1e9,
+    commission_per_contract=0,
+    slippage_ticks=0,
+)
 PARAMS = {"fast": 10, "slow": 30}
 N_BARS = 4000
 

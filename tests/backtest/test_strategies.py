@@ -10,7 +10,7 @@ import talib
 from nq_ray.backtest import BacktestConfig, BarData, Signals, get_strategy, list_strategies, run_backtest
 from nq_ray.backtest.strategies import cross_above, cross_below
 from nq_ray.errors import InvalidArgumentError
-from tests.backtest.bars import make_bars
+from tests.backtest.bars import NO_COSTS, make_bars
 
 
 def test_cross_above_needs_a_strict_change_of_side():
@@ -86,7 +86,7 @@ def test_user_signal_function_plugs_in():
         le[0] = True
         return {"long_entry": le}
 
-    r = run_backtest(bars, my_signals)
+    r = run_backtest(bars, my_signals, config=BacktestConfig(**NO_COSTS))
     assert r.strategy == "my_signals" and r.trades.pnl_usd.tolist() == [60.0]
 
 

@@ -10,6 +10,7 @@ from nq_ray.backtest.stats import METRIC_NAMES
 from nq_ray.backtest.strategies import get_strategy
 from nq_ray.backtest.sweep import best_params, expand_grid, run_many, sweep
 from nq_ray.errors import InvalidArgumentError
+from tests.backtest.bars import NO_COSTS
 
 COSTS = BacktestConfig(commission_per_contract=2.5, slippage_ticks=1)
 
@@ -91,8 +92,11 @@ def test_generic_sweep_on_ray(nq_bars, ray_session):
 
 def test_run_many_prices_each_symbol_with_its_contract(nq_bars, es_5m, ray_session):
     """ES is $50 a point: its trades' P&L uses 50, NQ's 20."""
-    out = run_many(["NQ", "ES"], "sma_cross", {"fast": 10, "slow": 30}, bars={"NQ": nq_bars, "ES": es_5m})
-    local = run_many(["ES"], "sma_cross", {"fast": 10, "slow": 30}, bars={"ES": es_5m}, parallel=False)
+    free = BacktestConfig(**NO_COSTS)
+    out = run_many(
+        ["NQ", "ES"], "sma_cross", {"fast": 10, "slow": 30}, free, bars={"NQ": nq_bars, "ES": es_5m}
+    )
+    local = run_many(["ES"], "sma_cross", {"fast": 10, "slow": 30}, free, bars={"ES": es_5m}, parallel=False)
     assert out["ES"].trades.equals(local["ES"].trades)
     es = out["ES"].trades
     side = np.where(es.side == "long", 1, -1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nq_ray.backtest.walkforward import fold_bounds, walk_forward
+from nq_ray.backtest.walkforward import fold_bounds, walk_forward, walk_forward_efficiency
 from nq_ray.errors import InvalidArgumentError
 
 
@@ -52,3 +52,15 @@ def test_bad_mode_and_metric_are_rejected(nq_bars):
         walk_forward(nq_bars, "sma_cross", {"fast": [5], "slow": [20]}, mode="sideways")  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError, match="metric"):
         walk_forward(nq_bars, "sma_cross", {"fast": [5], "slow": [20]}, metric="luck")
+
+
+def test_walk_forward_efficiency_is_pnl_per_bar_oos_over_in_sample():
+    """Pardo's example shape: $500 over 100 OOS bars after $2,000 over 200 in-sample bars → 5 / 10 = 0.5;
+    a losing OOS window gives a negative efficiency."""
+    assert walk_forward_efficiency(500.0, 100, 2000.0, 200) == 0.5
+    assert walk_forward_efficiency(-250.0, 50, 1000.0, 100) == -0.5
+
+
+@pytest.mark.parametrize(("is_pnl", "test_bars", "train_bars"), [(0.0, 10, 10), (-5.0, 10, 10), (9.0, 0, 10)])
+def test_walk_forward_efficiency_is_undefined_without_in_sample_profit_or_bars(is_pnl, test_bars, train_bars):
+    assert walk_forward_efficiency(100.0, test_bars, is_pnl, train_bars) is None

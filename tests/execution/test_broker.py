@@ -16,10 +16,10 @@ from nq_ray.domain.orders import Bracket, Order, OrderStatus
 from nq_ray.errors import InvalidOrderError, NotFoundError, UnknownSymbolError
 from nq_ray.execution.broker import ManagePosition
 from nq_ray.execution.paper import PaperBroker
+from nq_ray.execution.records import OrderRecord
 from nq_ray.risk.gate import RiskVerdict
 from nq_ray.risk.limits import RiskLimits
 from nq_ray.runtime.journal import open_paper_broker
-from nq_ray.store.records import OrderRecord
 from tests.execution.helpers import bar, et
 
 LIMITS = RiskLimits(max_orders_per_minute=None, max_margin_use_pct=None)
@@ -183,33 +183,33 @@ def test_risk_denied_order_is_recorded_with_reasons_and_never_fills(db_url: str)
     finally:
         pb.close()
     assert rec.status is OrderStatus.REJECTED and fills == []
-    assert [r["code"] for r in stored.reasons or []] == ["stop_loss_required"]
+    assert [r.code for r in stored.reasons or []] == ["stop_loss_required"]
 
 
 def test_order_without_a_verdict_is_rejected(pb: PaperBroker) -> None:
     rec = pb.submit(Order(side="buy", quantity=1), None)
     assert rec.status is OrderStatus.REJECTED
-    assert rec.reasons and rec.reasons[0]["code"] == "risk_verdict_missing"
+    assert rec.reasons and rec.reasons[0].code == "risk_verdict_missing"
 
 
 def test_verdict_for_another_quantity_is_rejected(pb: PaperBroker) -> None:
     verdict = pb.check(Order(side="buy", quantity=1))
     rec = pb.submit(Order(side="buy", quantity=3), verdict)
-    assert rec.reasons and rec.reasons[0]["code"] == "verdict_mismatch"
+    assert rec.reasons and rec.reasons[0].code == "verdict_mismatch"
 
 
 def test_forged_approval_is_overruled_by_the_brokers_own_check(pb: PaperBroker) -> None:
     forged = RiskVerdict(approved=True, adjusted_contracts=50, requested_contracts=50)
     rec = pb.submit(Order(side="buy", quantity=50, bracket=Bracket(stop_loss_ticks=4000)), forged)
     assert rec.status is OrderStatus.REJECTED
-    assert rec.reasons and {r["code"] for r in rec.reasons} >= {"daily_loss_room"}
+    assert rec.reasons and {r.code for r in rec.reasons} >= {"daily_loss_room"}
 
 
 def test_size_limit_reduces_the_order(pb: PaperBroker) -> None:
     """Notional ≤ $1,500,000 at 20000 × $20 = $400,000 per NQ → 3 contracts (3.75 rounded down)."""
     rec = place(pb, side="buy", quantity=6)
     assert (rec.status, rec.quantity, rec.requested_quantity) == (OrderStatus.ACCEPTED, 3, 6)
-    assert rec.reasons and "max_notional" in {r["code"] for r in rec.reasons}
+    assert rec.reasons and "max_notional" in {r.code for r in rec.reasons}
 
 
 # ---- bad input changes nothing ----------------------------------------------------------------------

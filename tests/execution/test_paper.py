@@ -14,9 +14,9 @@ from nq_ray.backtest.kernel import R_STOP, R_TARGET, T_ENTRY_PX, T_EXIT_PX, T_PN
 from nq_ray.domain.orders import Bracket, Order, OrderStatus
 from nq_ray.execution.broker import fills_by_symbol
 from nq_ray.execution.paper import PaperBroker
+from nq_ray.execution.records import OrderRecord
 from nq_ray.risk.limits import RiskLimits
 from nq_ray.runtime.journal import open_paper_broker
-from nq_ray.store.records import OrderRecord
 from tests.execution.helpers import BAR_MOVES, OPEN_LIMITS, bar, et, kernel_opts, ohlc_from_ticks
 
 LIMITS = RiskLimits(max_orders_per_minute=None, max_margin_use_pct=None)

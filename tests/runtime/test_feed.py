@@ -18,7 +18,11 @@ from tests.execution.helpers import OPEN_LIMITS
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data={"data_dir": str(tmp_path)}, risk={"limits": OPEN_LIMITS})
+    # the broker runs on the wall clock: without this, every order is "market closed" on a weekend (the
+    # session rule is tested in tests/risk; these tests are about the feed)
+    return Settings(
+        data={"data_dir": str(tmp_path)}, risk={"limits": {**OPEN_LIMITS, "trade_only_when_open": False}}
+    )
 
 
 def test_latest_bar_is_the_last_row_of_the_configured_source(settings: Settings) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from nq_ray.domain.orders import OrderStatus, OrderType, Side
+from nq_ray.execution.records import OrderEvent, OrderRecord
 from nq_ray.runtime.journal import Journal
-from nq_ray.store.records import OrderEvent, OrderRecord
 
 T0 = datetime(2026, 3, 10, 14, 0, tzinfo=UTC)
 

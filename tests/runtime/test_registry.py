@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from nq_ray.domain.audit import AuditRecord
 from nq_ray.errors import UnknownSymbolError
 from nq_ray.runtime.registry import get_or_create_registry
 from nq_ray.tools.wire import as_nq_error
@@ -36,13 +37,15 @@ async def test_every_call_is_audited_in_the_store(actor) -> None:
     with pytest.raises(Exception, match="unknown_tool"):
         await actor.call.remote("nope", {"x": 1}, "agent-2")
     await actor.audit.remote(
-        at=datetime.now(UTC),
-        who="replica",
-        tool="get_contract_info",
-        arguments={"symbol": "NQ", "api_key": "hidden"},
-        outcome="ok",
-        error_code=None,
-        duration_ms=1.0,
+        AuditRecord(
+            at=datetime.now(UTC),
+            who="replica",
+            tool="get_contract_info",
+            arguments={"symbol": "NQ", "api_key": "hidden"},
+            outcome="ok",
+            error_code=None,
+            duration_ms=1.0,
+        )
     )
     log = await actor.audit_log.remote(10)
     rows = [(r["who"], r["tool"], r["outcome"], r["error_code"]) for r in log]

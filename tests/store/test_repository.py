@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from nq_ray.config import REDACTED, redact
+from nq_ray.domain.audit import AuditRecord
 from nq_ray.domain.orders import Fill, OrderStatus, OrderType, Position, Side
 from nq_ray.store.records import (
     AccountSnapshot,
@@ -114,11 +115,13 @@ async def test_load_state_returns_open_orders_in_submission_order(repo: Reposito
 
 async def test_audit_log_redacts_secrets(repo: Repository) -> None:
     await repo.audit(
-        at=T0,
-        who="mcp:alice",
-        tool="place_order",
-        arguments={"symbol": "NQ", "api_key": "sk-123", "nested": {"password": "pw"}},
-        outcome="ok",
+        AuditRecord(
+            at=T0,
+            who="mcp:alice",
+            tool="place_order",
+            arguments={"symbol": "NQ", "api_key": "sk-123", "nested": {"password": "pw"}},
+            outcome="ok",
+        )
     )
     (entry,) = await repo.audit_log()
     assert entry["arguments"] == {"symbol": "NQ", "api_key": REDACTED, "nested": {"password": REDACTED}}

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from nq_ray.config import Settings
+from nq_ray.domain.audit import AuditRecord
 from nq_ray.tools.context import ToolContext
 from nq_ray.tools.registry import ToolRegistry, build_registry
 
@@ -81,9 +82,9 @@ class ListAuditor:
     """An audit sink that keeps the records (the store-backed one is tested in test_actor.py)."""
 
     def __init__(self) -> None:
-        self.records: list[dict[str, Any]] = []
+        self.records: list[AuditRecord] = []
 
-    async def audit(self, **record: Any) -> None:
+    async def audit(self, record: AuditRecord) -> None:
         self.records.append(record)
 
 

@@ -119,10 +119,11 @@ async def test_out_of_range_arguments_are_refused_by_the_schema(registry, args: 
 
 async def test_folds_as_ray_tasks_equal_the_in_process_core(registry, ray_session: Any, window_bars) -> None:
     from nq_ray.backtest import walk_forward
-    from nq_ray.tools.backtesting import CostsArgs, _config
+    from nq_ray.config import Settings
+    from nq_ray.tools.backtesting import _config, costs_of
 
     out = await registry.call("run_walk_forward", {"grid": GRID, "n_folds": 3, **WINDOW})
-    config = _config("NQ", CostsArgs().model_dump())  # the tool's default costs
+    config = _config("NQ", costs_of(None, Settings()))  # the tool's default costs
     core = walk_forward(window_bars, "sma_cross", GRID, config, n_folds=3, parallel=False)
 
     assert ray_session.is_initialized()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from pydantic import BaseModel
 
 from nq_ray.errors import InvalidArgumentError, UnknownSymbolError
-from nq_ray.tools.registry import UnknownToolError
+from nq_ray.tools.args import BarSeries, BarsQuery
+from nq_ray.tools.registry import UnknownToolError, spec_of
 from tests.tools.conftest import EXPECTED_TOOLS, VALID_CALLS, ListAuditor
 
 
@@ -71,12 +73,58 @@ async def test_calls_are_audited_with_outcome_and_error_code(settings) -> None:
     with pytest.raises(UnknownSymbolError):
         await reg.call("get_contract_info", {"symbol": "ZZ"}, who="t")
     ok, bad = auditor.records
-    assert (ok["tool"], ok["outcome"], ok["error_code"], ok["who"]) == ("get_contract_info", "ok", None, "t")
-    assert (bad["outcome"], bad["error_code"]) == ("error", "unknown_symbol")
-    assert ok["duration_ms"] >= 0
+    assert (ok.tool, ok.outcome, ok.error_code, ok.who) == ("get_contract_info", "ok", None, "t")
+    assert (bad.outcome, bad.error_code) == ("error", "unknown_symbol")
+    assert ok.duration_ms is not None and ok.duration_ms >= 0
 
 
 async def test_output_is_strict_json_without_nan(registry) -> None:
     out = await registry.call("run_backtest", {"period": "5d"})
     json.dumps(out, allow_nan=False)
     assert out["origin"]["source"] == "sample" and out["metrics"]["n_trades"] == out["n_trades"]
+
+
+BARS_FIELDS = {"symbol", "interval", "start", "end", "period", "source"}
+
+
+def test_every_tool_that_reads_a_range_of_bars_takes_the_same_flattened_bars_query(registry) -> None:
+    """``BarsQuery`` is defined once; each tool lists its fields as top-level arguments, same schema."""
+    expected = {k: v for k, v in BarsQuery.model_json_schema()["properties"].items()}
+    readers = [
+        "get_historical_data",
+        "calculate_technical_indicators",
+        "run_backtest",
+        "generate_performance_report",
+        "compare_strategies",
+        "run_sweep",
+        "run_walk_forward",
+    ]
+    for name in readers:
+        props = registry.get(name).input_schema()["properties"]
+        assert {k: props[k] for k in BARS_FIELDS} == expected, name
+        assert registry.get(name).groups == (("query", BarsQuery),)
+
+
+class Echo(BaseModel):
+    query: BarsQuery
+    limit: int
+
+
+async def test_a_flattened_group_reaches_the_tool_as_one_model() -> None:
+    async def echo(query: BarsQuery, limit: int = 3) -> Echo:
+        return Echo(query=query, limit=limit)
+
+    spec = spec_of(echo, "test")
+    args = spec.input_model.model_validate({"symbol": "ES", "period": "5d", "limit": 7})
+    out = await spec.fn(**spec.arguments(args))
+
+    assert set(spec.input_schema()["properties"]) == BARS_FIELDS | {"limit"}
+    assert out.query == BarsQuery(symbol="ES", period="5d") and out.limit == 7
+
+
+def test_a_flattened_field_that_repeats_an_argument_is_refused() -> None:
+    async def twice(query: BarSeries, symbol: str = "NQ") -> BarSeries:
+        return query
+
+    with pytest.raises(InvalidArgumentError, match="symbol"):
+        spec_of(twice, "test")
