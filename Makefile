@@ -29,11 +29,16 @@ services:  ## make sure Redis and PostgreSQL are up on 127.0.0.1
 	@if [ -x $(SHARED)/services.sh ] || [ -f $(SHARED)/services.sh ]; then bash $(SHARED)/services.sh; \
 	else echo "services: $(SHARED)/services.sh not found; expecting Redis and PostgreSQL already up"; fi
 
+# Two pytest-xdist workers, one test file per unit of work; the files that start Serve, `nq-ray up`, a
+# browser or a cluster run on one worker, one after another (tests/conftest.py). `make test XDIST=` runs
+# everything in one process.
+XDIST ?= -n 2 --dist loadfile
+
 test: setup services vllm-cpu  ## the whole suite (all but the gpu and network markers)
-	$(BIN)/pytest -q -m "not gpu and not network" --durations=15
+	$(BIN)/pytest -q $(XDIST) -m "not gpu and not network" --durations=15
 
 test-fast: setup  ## inner loop: skip slow, live_llm (vLLM) and browser tests
-	$(BIN)/pytest -q -x -m "not gpu and not network and not slow and not live_llm and not browser"
+	$(BIN)/pytest -q -x $(XDIST) -m "not gpu and not network and not slow and not live_llm and not browser"
 
 test-gpu: setup  ## GPU-only tests (needs an NVIDIA GPU and `pip install -e .[gpu]`)
 	$(BIN)/pytest -q -m gpu
