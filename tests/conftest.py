@@ -7,6 +7,7 @@ import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -25,11 +26,10 @@ def _no_internet(host: object, *args: object, **kwargs: object) -> object:
 # pytest-xdist (`make test` runs `-n 2 --dist loadfile`): each test file stays on one worker, so its
 # module-scoped fixtures are built once, and the files in SERIAL_PATHS form one unit that one worker runs
 # one test after another, because they start Ray Serve (HAProxy and replica ports from fixed ranges),
-# `nq-ray up`, Chromium or a Ray cluster of their own. (A scheduler of our own, not `--dist loadgroup`:
-# xdist 3.8 marks a group by rewriting `item._nodeid`, which pytest 9 no longer reads.) xdist runs the
-# units with the most tests first, so that unit starts at once. Every worker has its own Ray session
-# (`ray_session`, its own temp dir) and its own tmp_path tree; PostgreSQL databases and Redis namespaces
-# are unique per test.
+# `nq-ray up`, Chromium or a Ray cluster of their own; that unit is handed out first. (A scheduler of our
+# own, not `--dist loadgroup`: xdist 3.8 marks a group by rewriting `item._nodeid`, which pytest 9 no
+# longer reads.) Every worker has its own Ray session (`ray_session`, its own temp dir) and its own
+# tmp_path tree; PostgreSQL databases and Redis namespaces are unique per test.
 SERIAL_UNIT = "serve"
 SERIAL_PATHS = (
     "tests/serve/",
@@ -52,6 +52,11 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
         def _split_scope(self, nodeid: str) -> str:
             path = nodeid.split("::", 1)[0]
             return SERIAL_UNIT if path.startswith(SERIAL_PATHS) else path
+
+        def _assign_work_unit(self, node: Any) -> None:
+            if SERIAL_UNIT in self.workqueue:  # the longest unit first; the other workers fill in around it
+                self.workqueue.move_to_end(SERIAL_UNIT, last=False)
+            super()._assign_work_unit(node)
 
     return FilesWithSerialUnit(config, log)
 
