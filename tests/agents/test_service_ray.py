@@ -4,7 +4,6 @@ broker's orders by client order id)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
 from collections import Counter
@@ -17,6 +16,7 @@ import pytest
 from nq_ray.config import Settings
 from nq_ray.runtime.desk import get_or_create_desk
 from nq_ray.testing.llm_server import ScriptedLLMServer
+from nq_ray.testing.wait import await_until
 from tests.agents.deskkit import make_settings
 from tests.agents.test_service_llm import VALID, llm_config
 from tests.runtime.test_desk import restarted
@@ -54,6 +54,13 @@ def desk_on_ray(ray: Any, settings: Settings, nq_5m: Any) -> Iterator[tuple[Any,
                 ray.kill(ray.get_actor(name, namespace="nq"), no_restart=True)
 
 
+async def _llm_asked(llm: ScriptedLLMServer, before: int) -> None:
+    """Return once the LLM has a request beyond its first ``before`` (it answers 1.5 s later)."""
+    await await_until(
+        lambda: len(llm.requests) > before, timeout_s=30, interval_s=0.02, message="the cycle asked the LLM"
+    )
+
+
 def _check_orders(decisions: list[dict[str, Any]], orders: list[Any]) -> None:
     """Every buy/sell decision has exactly one broker order ``desk-<id>``; no other desk order exists."""
     desk_orders = Counter(o.client_order_id for o in orders if o.client_order_id.startswith("desk-"))
@@ -71,8 +78,9 @@ async def test_each_agent_actor_killed_mid_cycle_restarts_with_its_memory_and_no
         for agent_id in AGENTS:
             handle = ray_session.get_actor(f"agent-{sfx}-{agent_id}", namespace="nq")
             before = (await handle.ready.remote())["pid"]
+            asked = len(slow_llm.requests)
             cycle = desk.run_once.remote("NQ")
-            await asyncio.sleep(0.7)  # the analysis agent is waiting on the slow LLM
+            await _llm_asked(slow_llm, asked)  # the analysis agent is waiting on the slow LLM
             ray_session.kill(handle, no_restart=False)
             outs.append(await cycle)  # the cycle completes on the restarted actor
             pids[agent_id] = (before, (await restarted(handle, before))["pid"])
@@ -101,8 +109,9 @@ async def test_the_desk_actor_killed_mid_cycle_restarts_with_its_state_and_loses
         await desk.create_agent.remote("risk", {"tools": ["check_risk_limits"]}, "careful")
         await desk.set_approval_mode.remote(True)
         before = (await desk.ready.remote())["pid"]
+        asked = len(slow_llm.requests)
         cycle = desk.run_once.remote("NQ")
-        await asyncio.sleep(0.7)
+        await _llm_asked(slow_llm, asked)  # the cycle is mid-analysis, waiting on the slow LLM
         ray_session.kill(desk, no_restart=False)
         with pytest.raises(RayActorError):
             await cycle

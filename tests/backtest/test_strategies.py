@@ -71,7 +71,8 @@ def test_opening_range_breakout_enters_after_the_range_and_exits_by_rth_close(nq
 
 
 def test_vwap_reversion_runs_when_indicators_exist(nq_bars):
-    pytest.importorskip("nq_ray.analysis.indicators")
+    import nq_ray.analysis.indicators  # noqa: F401  (vwap_reversion needs them; a missing module fails here)
+
     r = run_backtest(nq_bars, "vwap_reversion", {"band_pct": 0.2})
     assert r.metrics.n_trades > 0
 

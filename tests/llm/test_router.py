@@ -20,6 +20,7 @@ from nq_ray.llm import (
     LLMRouter,
 )
 from nq_ray.testing import ScriptedLLMServer, Step
+from nq_ray.testing.wait import await_until
 from tests.llm.helpers import RULES, USER, config, keyed, local, refused_url, without_rules
 
 pytestmark = pytest.mark.timeout(60)
@@ -386,7 +387,9 @@ async def test_background_health_checks_run_on_the_interval(server: ScriptedLLMS
     router = LLMRouter.from_config(config(local("a", server.base_url, 1), health_interval_s=0.05))
 
     async with router:
-        await asyncio.sleep(0.3)
+        await await_until(
+            lambda: router.status()[0].healthy is not None, timeout_s=10, message="a health check ran"
+        )
         status = router.status()[0]
 
     assert status.healthy is True and status.health_detail.startswith("ok")
@@ -477,7 +480,7 @@ async def test_a_busy_provider_is_waited_for_until_the_deadline_without_counting
     )
 
     slow = asyncio.create_task(router.chat(USER))
-    await asyncio.sleep(0.05)
+    await await_until(lambda: router.status()[0].in_flight == 1, timeout_s=10, message="a's one slot is busy")
     rushed = await router.chat(USER, deadline_s=0.2)
     await slow
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from nq_ray.config import Settings
+from nq_ray.testing.wait import wait_until
 
 PROBLEM = "application/problem+json"
 RULES_ONLY = {"providers": [{"name": "rules", "kind": "rules", "model": "nq-rules-v1", "priority": 1000}]}
@@ -190,9 +190,12 @@ def ray_client(ray_session: Any, settings: Settings) -> Iterator[TestClient]:
             ray_session.kill(ray_session.get_actor(name, namespace="nq"), no_restart=True)
         except ValueError:
             continue
-    deadline = time.monotonic() + 30
-    while {"trading_desk", "tool_registry", "paper_broker"} & named() and time.monotonic() < deadline:
-        time.sleep(0.2)  # a killed actor's name is free once it is dead
+    wait_until(  # a killed actor's name is free once it is dead
+        lambda: not {"trading_desk", "tool_registry", "paper_broker"} & named(),
+        timeout_s=30,
+        interval_s=0.2,
+        message="the killed desk, registry and broker actors are gone",
+    )
     before = named()
     app = build_app(settings)  # default actor names: the desk actor joins the same tool_registry
     try:

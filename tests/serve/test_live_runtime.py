@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from nq_ray.testing.wait import wait_until
 from tests.serve.conftest import AUTH, Running, deployed
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -76,9 +77,15 @@ def test_a_config_change_reaches_every_replica_and_the_brokers_gate(live: Runnin
     assert denied["order"]["status"] == "rejected" and not denied["accepted"]
     assert any(x["code"] == "max_contracts_per_symbol" for x in denied["order"]["reasons"]), denied
 
-    time.sleep(1.5)  # every replica syncs within a second
-    after = asyncio.run(_replica_views(live.base))
-    assert len(after) == 2
+    def synced() -> dict[str, dict[str, Any]] | None:  # every replica syncs within a second
+        views = asyncio.run(_replica_views(live.base))
+        return (
+            views
+            if len(views) == 2 and all(v["replica"]["version"] == version for v in views.values())
+            else None
+        )
+
+    after = wait_until(synced, timeout_s=30, message=f"both replicas run config version {version}")
     for view in after.values():
         assert view["version"] == version
         assert view["replica"]["version"] == version
@@ -116,8 +123,12 @@ def test_metrics_are_totals_over_the_replicas(live: Running) -> None:
             return {re.search(r'replica="([^"]+)"', p.text).group(1) for p in per}
 
     replicas = asyncio.run(calls())
-    time.sleep(1.5)  # the other replica's counts are at most one sync period old
-    text = httpx.get(live.base + "/metrics", timeout=30).text
+
+    def totals() -> str | None:  # the other replica's counts are at most one sync period old
+        text = httpx.get(live.base + "/metrics", timeout=30).text
+        return text if sample in text and _metric(text, sample) >= base + 40 else None
+
+    text = wait_until(totals, timeout_s=30, message=f"/metrics counts {base + 40:g} {sample}")
     assert _metric(text, sample) == base + 40
     assert 'replica="' not in text  # totals, not per-replica series
     assert _metric(text, "nq_replicas_reporting") >= 3  # two replicas and the registry actor
@@ -137,9 +148,13 @@ def test_every_call_reaches_the_audit_log_in_batches(live: Running, ray_session:
             assert all(x.status_code == 200 for x in rs)
 
     asyncio.run(calls())
-    time.sleep(1.0)  # batches leave a replica every 0.25 s
-    after = ray_session.get(actor.audit_log.remote(5000))
-    assert sum(1 for r in after if r["tool"] == "get_contract_info" and r["who"] == "http") == n + 60
+
+    def logged() -> int:  # batches leave a replica every 0.25 s
+        after = ray_session.get(actor.audit_log.remote(5000))
+        return sum(1 for r in after if r["tool"] == "get_contract_info" and r["who"] == "http")
+
+    wait_until(lambda: logged() >= n + 60, timeout_s=30, message=f"the audit log holds {n + 60} calls")
+    assert logged() == n + 60
 
 
 def test_jobs_are_stored_and_listed_over_http(live: Running) -> None:
