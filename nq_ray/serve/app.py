@@ -25,6 +25,7 @@ from nq_ray.errors import InvalidArgumentError, NQRayError
 from nq_ray.logs import RequestIdMiddleware, configure_logging
 from nq_ray.serve.agents_api import agents_router
 from nq_ray.serve.auth import BearerAuth
+from nq_ray.serve.catalog_api import catalog_router
 from nq_ray.serve.config_api import config_router
 from nq_ray.serve.deps import AppDeps
 from nq_ray.serve.events import EVENT_TYPES, EventBus
@@ -389,6 +390,7 @@ def build_app(
     api.state.sync = sync
     api.include_router(agents_router(deps))
     api.include_router(config_router(deps))
+    api.include_router(catalog_router())
 
     tokens = [settings.mcp.auth_token.get_secret_value()] if settings.mcp.auth_token else []
     if tokens:
