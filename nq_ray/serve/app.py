@@ -27,6 +27,7 @@ from nq_ray.logs import RequestIdMiddleware, configure_logging
 from nq_ray.runtime import Runtime
 from nq_ray.serve.agents_api import agents_router
 from nq_ray.serve.auth import BearerAuth
+from nq_ray.serve.catalog_api import catalog_router
 from nq_ray.serve.config_api import config_router
 from nq_ray.serve.deps import AppDeps
 from nq_ray.serve.events import EventBus
@@ -164,6 +165,7 @@ def build_app(
     api.include_router(ws_router(deps))
     api.include_router(agents_router(deps))
     api.include_router(config_router(deps))
+    api.include_router(catalog_router())
 
     tokens = [settings.mcp.auth_token.get_secret_value()] if settings.mcp.auth_token else []
     if tokens:

@@ -121,15 +121,28 @@ def ui_server(api_server: _Server) -> Iterator[_Server]:
 
 
 @pytest.fixture(scope="package")
-def browser() -> Iterator[Any]:
+def playwright() -> Iterator[Any]:
+    """Playwright's sync driver on a thread of its own (``nq_ray.testing.browser``): its event loop never
+    shows as running in the main thread, so async tests after these in the same process still work."""
+    from nq_ray.testing.browser import ThreadedPlaywright
+
+    with ThreadedPlaywright() as pw:
+        yield pw
+
+
+@pytest.fixture(scope="package")
+def browser(playwright: Any) -> Iterator[Any]:
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} missing: run `make setup` (it installs Debian's chromium)")
-    from playwright.sync_api import sync_playwright
+    b = playwright.launch_chromium(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    yield b
+    b.close()
 
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+
+@pytest.fixture(scope="package")
+def expect(playwright: Any) -> Any:
+    """Playwright's auto-waiting ``expect`` for the proxied pages and locators."""
+    return playwright.expect
 
 
 @pytest.fixture(scope="package")

@@ -7,8 +7,8 @@ the UI's own earlier output), and every action goes through the page: clicks, ty
 from __future__ import annotations
 
 import io
+import json
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,12 @@ WATCH_JS = """
     characterData: true, attributes: true});
 }
 """
+
+
+# Every Plotly chart on view has drawn its SVG (what the screenshots should show).
+PLOTS_DRAWN = """() => [...document.querySelectorAll('.js-plotly-plot')]
+    .filter(g => g.offsetParent !== null)
+    .every(g => g._fullLayout && g.querySelector('svg.main-svg'))"""
 
 
 def _api(server: Any) -> httpx.Client:
@@ -145,6 +151,32 @@ def test_backtest_runs_as_a_job_with_progress_then_equity_trades_and_metrics(
     net = expected["metrics"]["net_pnl_usd"]
     assert f"${abs(net):,.2f}" in page.inner_text("#bt-metrics")
     assert page.locator("a[download], button:has-text('Download CSV')").count() >= 1
+
+
+def test_strategy_parameters_are_the_cores_defaults_from_the_api(
+    page: Any, api_server: Any, expect: Any
+) -> None:
+    with _api(api_server) as api:
+        strategies = api.get("/api/catalog").json()["strategies"]
+    from nq_ray.backtest import get_strategy
+
+    _tab(page, "Backtesting")
+    page.get_by_role("tab", name="Run", exact=True).click()
+    expect(page.locator("#bt-params textarea")).to_have_value(
+        json.dumps(strategies["sma_cross"]), timeout=WAIT_MS
+    )
+    page.click("#bt-strategy input")
+    page.get_by_role("option", name="ema_cross", exact=True).click()
+
+    expect(page.locator("#bt-params textarea")).to_have_value(
+        json.dumps(dict(get_strategy("ema_cross").defaults)), timeout=WAIT_MS
+    )
+    assert strategies["ema_cross"] == {"fast": 12, "slow": 26}
+    page.click("#bt-strategy input")  # back to the default, for the tests that run the form as it opens
+    page.get_by_role("option", name="sma_cross", exact=True).click()
+    expect(page.locator("#bt-params textarea")).to_have_value(
+        json.dumps(strategies["sma_cross"]), timeout=WAIT_MS
+    )
 
 
 def test_sweep_draws_a_heatmap_of_the_grid(page: Any, api_server: Any) -> None:
@@ -306,7 +338,7 @@ def test_theme_toggle_switches_between_light_and_dark(page: Any, shots_dir: Path
 
     page.click("#theme-toggle")
     page.wait_for_function("() => document.body.classList.contains('dark')", timeout=WAIT_MS)
-    time.sleep(0.4)
+    page.wait_for_function(f"(light) => ({background})() !== light", arg=light, timeout=WAIT_MS)
     dark = page.evaluate(background)
     raw = page.screenshot(path=str(shots_dir / "dashboard-dark-1280x800.png"))
     if docs := os.environ.get("NQ_UI_SCREENSHOTS"):
@@ -387,7 +419,7 @@ def test_every_tab_renders_and_is_photographed(
             if name == "Analysis" and docs:
                 page.click("#analyse")
                 page.wait_for_selector("#analysis-view [data-testid=view]", timeout=WAIT_MS)
-            time.sleep(0.6)  # let Plotly finish drawing
+            page.wait_for_function(PLOTS_DRAWN, timeout=WAIT_MS)
             overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
             raw = page.screenshot(path=str(shots_dir / f"{name.lower()}-{size}.png"))
 
@@ -401,3 +433,39 @@ def test_every_tab_renders_and_is_photographed(
                 assert len(png) < 150_000
     finally:
         page.close()
+
+
+def test_the_catalogue_fills_every_tab_or_says_why_it_cannot(api_server: Any) -> None:
+    import gradio as gr
+    from nq_ray_ui.app import TABS, fill_catalog
+    from nq_ray_ui.client import ApiClient
+    from nq_ray_ui.state import Ctx
+
+    down, up = Ctx(ApiClient("http://127.0.0.1:1", timeout_s=2)), Ctx(ApiClient(api_server.url))
+    views = []
+    with gr.Blocks(), gr.Tabs():
+        for module in TABS:
+            built = module.build(down)
+            views += built if isinstance(built, list) else [built]
+    n = sum(len(v.catalog_outputs) for v in views)
+
+    note, *skipped = fill_catalog(down, views)
+    cleared, *filled = fill_catalog(up, views)
+
+    assert "cannot reach the nq-ray API" in note["value"] and note["visible"] and len(skipped) == n
+    assert all(u == gr.skip() for u in skipped)
+    assert cleared["visible"] is False and len(filled) == n
+    assert not any(u == gr.skip() for u in filled)
+
+
+def test_the_tab_bar_holds_only_the_six_tabs() -> None:
+    """A component built directly in ``gr.Tabs`` (not in a tab) shifts every later tab's button."""
+    import gradio as gr
+    from nq_ray_ui import build_ui
+
+    demo = build_ui("http://127.0.0.1:1")
+    tabs = next(b for b in demo.blocks.values() if isinstance(b, gr.Tabs) and b.elem_id == "tabs")
+    demo.nq_ctx.feed.stop()
+
+    assert [type(c) for c in tabs.children] == [gr.Tab] * len(TABS)
+    assert [c.label for c in tabs.children] == TABS

@@ -84,14 +84,24 @@ def _rth_spans(times: pd.Series) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
     return spans
 
 
+def indicator_label(title: str, params: dict[str, dict[str, Any]] | None, name: str, *keys: str) -> str:
+    """``"EMA 20"`` from the parameters the server used (``{"ema": {"period": 20}}``), ``"EMA"`` without."""
+    used = (params or {}).get(name) or {}
+    values = [f"{used[k]:g}" if isinstance(used.get(k), int | float) else None for k in keys]
+    shown = "/".join(v for v in values if v is not None)
+    return f"{title} {shown}" if shown else title
+
+
 def market_figure(
     bars: list[dict[str, Any]],
     recent: dict[str, list[float]] | None = None,
     levels: list[tuple[str, float]] | None = None,
     title: str | None = None,
     height: int = 640,
+    params: dict[str, dict[str, Any]] | None = None,
 ) -> go.Figure:
-    """Candles with EMA / VWAP / Bollinger, RTH shading and key levels; volume, RSI and MACD panes."""
+    """Candles with EMA / VWAP / Bollinger, RTH shading and key levels; volume, RSI and MACD panes.
+    ``params`` (the indicators tool's ``params``) name the lines: "EMA 20", "Bollinger 20/2", "RSI 14"."""
     df = bars_frame(bars)
     if df.empty:
         return empty("no bars for this symbol and range", height)
@@ -137,7 +147,7 @@ def market_figure(
             go.Scatter(
                 x=x,
                 y=lower,
-                name="Bollinger 20/2",
+                name=indicator_label("Bollinger", params, "bollinger", "period", "std"),
                 line={"color": PURPLE, "width": 1},
                 fill="tonexty",
                 fillcolor="rgba(171,71,188,0.07)",
@@ -146,7 +156,8 @@ def market_figure(
             row=1,
             col=1,
         )
-    for key, label, colour in (("ema", "EMA 20", BLUE), ("vwap", "VWAP", ORANGE)):
+    ema = indicator_label("EMA", params, "ema", "period")
+    for key, label, colour in (("ema", ema, BLUE), ("vwap", "VWAP", ORANGE)):
         if (vals := series(key)) is not None:
             fig.add_trace(
                 go.Scatter(x=x, y=vals, name=label, line={"color": colour, "width": 1.4}), row=1, col=1
@@ -170,7 +181,16 @@ def market_figure(
         col=1,
     )
     if (rsi := series("rsi")) is not None:
-        fig.add_trace(go.Scatter(x=x, y=rsi, name="RSI 14", line={"color": GOLD, "width": 1.2}), row=3, col=1)
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=rsi,
+                name=indicator_label("RSI", params, "rsi", "period"),
+                line={"color": GOLD, "width": 1.2},
+            ),
+            row=3,
+            col=1,
+        )
         for level in (30, 70):
             fig.add_hline(y=level, line={"color": INK, "width": 0.6, "dash": "dash"}, row=3, col=1)
     if (hist := series("macd_hist")) is not None:
