@@ -15,6 +15,10 @@ TESTS = ROOT / "tests"
 # module (or a folder ending in "/") → the test module(s) that cover it, found by grepping tests/ for
 # imports of the module or of what it defines. Keep it honest: name a test that exercises the module.
 COVERED_ELSEWHERE: dict[str, str] = {
+    "nq_ray/ports.py": "tests/runtime/test_ports.py",  # every adapter checked against its port
+    "nq_ray/runtime/metrics.py": "tests/runtime/test_registry.py",  # the registry actor's counters
+    "nq_ray/settings/llm.py": "tests/settings/test_settings.py",  # and tests/llm/test_config.py
+    "nq_ray/settings/risk.py": "tests/settings/test_settings.py",  # and tests/risk/test_limits.py
     "nq_ray/agents/backtest.py": "tests/agents/test_agent_backtest.py",
     "nq_ray/agents/cli.py": "tests/agents/test_desk.py",  # the desk commands; and tests/test_cli_trade.py
     "nq_ray/agents/loop.py": "tests/test_cli_trade.py",  # `nq-ray trade` runs the loop
@@ -47,13 +51,12 @@ COVERED_ELSEWHERE: dict[str, str] = {
     "nq_ray/testing/vllm_cpu.py": "tests/llm/test_vllm_cpu.py",  # and test_serve_llm_cpu.py (live_llm)
     "nq_ray/tools/analysis.py": "tests/tools/test_registry.py",  # calculate_indicators, detect_patterns
     "nq_ray/tools/args.py": "tests/tools/test_registry.py",  # bars arguments and bad-argument errors
-    "nq_ray/tools/audit.py": "tests/tools/test_registry.py",  # the audit log of every call
     "nq_ray/tools/backtesting.py": "tests/tools/test_backtesting_walkforward.py",  # and test_registry.py
     "nq_ray/tools/compute.py": "tests/tools/test_jobs.py",  # and test_jobs_store.py
     "nq_ray/tools/context.py": "tests/agents/test_pointintime.py",  # and tests/tools/conftest.py
     "nq_ray/tools/data.py": "tests/tools/test_registry.py",  # get_nq_price & co. and tests/tools/test_mcp.py
     "nq_ray/tools/risk.py": "tests/tools/test_catalog.py",  # calculate_var, assess_portfolio_risk
-    "nq_ray/tools/wire.py": "tests/tools/test_actor.py",  # and tests/serve/test_config_api.py
+    "nq_ray/tools/wire.py": "tests/runtime/test_registry.py",  # and tests/serve/test_config_api.py
 }
 
 
