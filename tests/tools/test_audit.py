@@ -1,5 +1,5 @@
 """Audit sinks: ``StoreAuditor`` writes ``AuditRecord``s to the store; ``ForwardingAuditor`` batches them
-to the registry actor's ``audit_many`` (a stand-in with the same ``.remote`` shape here)."""
+to an ``AuditLog`` (the registry actor's ``audit_many`` in the runtime; a recording sink here)."""
 
 from __future__ import annotations
 
@@ -31,32 +31,26 @@ async def test_store_auditor_writes_one_record_and_a_batch(settings: Settings) -
     assert next(r for r in log if r["tool"] == "tool_0")["arguments"]["password"] == REDACTED
 
 
-class _Method:
+class _Sink:
+    """An ``AuditLog`` (``nq_ray.ports``) that keeps each batch it is sent."""
+
     def __init__(self) -> None:
         self.batches: list[list[AuditRecord]] = []
 
-    async def _take(self, records: list[AuditRecord]) -> int:
+    async def audit_many(self, records: list[AuditRecord]) -> int:
         self.batches.append(records)
         return len(records)
 
-    def remote(self, records: list[AuditRecord]) -> Any:
-        return self._take(records)
-
-
-class _Actor:
-    def __init__(self) -> None:
-        self.audit_many = _Method()
-
 
 async def test_forwarding_auditor_sends_bounded_records_in_one_batch() -> None:
-    actor = _Actor()
-    auditor = ForwardingAuditor(actor, flush_s=60, batch=100)
+    sink = _Sink()
+    auditor = ForwardingAuditor(sink, flush_s=60, batch=100)
 
     for i in range(3):
         await auditor.audit(_record(i, api_key="k"))
     await auditor.flush()
 
-    (batch,) = actor.audit_many.batches
+    (batch,) = sink.batches
     assert [r.tool for r in batch] == ["tool_0", "tool_1", "tool_2"]
     assert all(isinstance(r, AuditRecord) and r.arguments["api_key"] == REDACTED for r in batch)
     assert auditor.sent == 3

@@ -264,7 +264,8 @@ def test_agents_tab_lists_agents_creates_one_and_works_the_kill_switch(page: Any
 
     page.get_by_label("Agent id").fill("analysis_agent")
     page.get_by_role("button", name="Show config and memory").click()
-    page.wait_for_selector("#agent-json:has-text('memory')", timeout=WAIT_MS)
+    # the block's label already says "memory": wait for a key of the answer itself
+    page.wait_for_selector("#agent-json:has-text('recent_decisions')", timeout=WAIT_MS)
 
     assert "risk_agent" in page.inner_text("#agents-table")
     assert "recent_decisions" in page.inner_text("#agent-json")

@@ -25,14 +25,14 @@ def test_tool_defaults_and_enums_come_from_the_tools_input_schemas(api_server: A
     import inspect
 
     from nq_ray.risk.var import METHODS
+    from nq_ray.tools.args import BarSeries
     from nq_ray.tools.backtesting import run_walk_forward
-    from nq_ray.tools.data import get_nq_price
 
     cat = Ctx(ApiClient(api_server.url)).catalog()
-    price = inspect.signature(get_nq_price).parameters
+    bars = BarSeries.model_fields  # get_nq_price's arguments (flattened into its input schema)
 
-    assert cat.default("get_nq_price", "symbol") == price["symbol"].default
-    assert cat.default("get_nq_price", "source") == price["source"].default
+    assert cat.default("get_nq_price", "symbol") == bars["symbol"].default
+    assert cat.default("get_nq_price", "source") == bars["source"].default
     assert cat.choices("calculate_var", "method") == list(METHODS)
     assert (
         cat.default("run_walk_forward", "n_folds")
