@@ -57,7 +57,8 @@ lint: setup  ## ruff, mypy, and the import contracts of pyproject's [tool.import
 	$(BIN)/ruff check nq_ray ui tests benchmarks
 	$(BIN)/ruff format --check nq_ray ui tests benchmarks
 	$(BIN)/mypy nq_ray/domain nq_ray/market nq_ray/data nq_ray/config.py nq_ray/settings nq_ray/errors.py \
-		nq_ray/risk nq_ray/backtest nq_ray/analysis nq_ray/llm nq_ray/agents nq_ray/testing
+		nq_ray/risk nq_ray/backtest nq_ray/analysis nq_ray/llm nq_ray/agents nq_ray/testing \
+		nq_ray/execution nq_ray/runtime nq_ray/ports.py
 	$(BIN)/lint-imports --no-logo
 	$(BIN)/mkdocs build --strict
 
