@@ -81,7 +81,7 @@ def build_app(
         registry_name=registry_name,
         desk_name=desk_name,
     )
-    registry_actor = runtime.registry_actor() if ray is not None else None
+    registry_actor = runtime.registry_actor() if runtime.on_ray else None
 
     metrics = Metrics()
     bus = EventBus(settings.cache.url)
@@ -115,7 +115,7 @@ def build_app(
         settings,
         tools=len(known),
         registry_actor=registry_actor,
-        broker=runtime.broker() if ray is not None else None,
+        broker=runtime.broker() if runtime.on_ray else None,
     )
 
     mcp = build_mcp(registry, who="mcp-http")
