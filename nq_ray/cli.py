@@ -67,7 +67,7 @@ def status(
     at: At = None,
 ) -> None:
     """Market and data status: load and validate bars, print the session, front month and latest bar."""
-    from nq_ray.config import load_settings
+    from nq_ray.config import load_settings, redact_url
     from nq_ray.data.quality import validate_bars
     from nq_ray.domain.contracts import get_contract
     from nq_ray.market.rolls import front_contract
@@ -91,7 +91,8 @@ def status(
     typer.echo(
         f"front      {front_contract(contract.symbol, now)} (roll 8 days before the third-Friday expiry)"
     )
-    typer.echo(f"data       source={source} mode={settings.execution.mode} store={settings.store_url}")
+    store = redact_url(settings.store_url)
+    typer.echo(f"data       source={source} mode={settings.execution.mode} store={store}")
     typer.echo(f"quality    {report.summary()}")
     typer.echo(
         f"latest bar {bars.index[-1]:%Y-%m-%d %H:%M %Z}  O {last['open']:.2f}  H {last['high']:.2f}  "

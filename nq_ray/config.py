@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from nq_ray.errors import ConfigError
+from nq_ray.logs import redact_url
 from nq_ray.settings.llm import LLMConfig
 from nq_ray.settings.risk import RiskLimits
 
@@ -179,8 +180,19 @@ class ToolSettings(_Section):
 
 class MCPSettings(_Section):
     path: str = "/mcp"
-    auth_token: SecretStr | None = Field(default=None, description="bearer token; unset = no auth (local)")
+    auth_token: SecretStr | None = Field(
+        default=None, description="bearer token; unset (or empty/blank) = no auth, loopback only"
+    )
     stateless_http: bool = True
+
+    @field_validator("auth_token", mode="before")
+    @classmethod
+    def _blank_is_none(cls, v: Any) -> Any:
+        """An empty or blank token is no token (``NQ_MCP__AUTH_TOKEN=`` must not pass for one)."""
+        raw = v.get_secret_value() if isinstance(v, SecretStr) else v
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            return None
+        return v
 
 
 class Settings(BaseSettings):
@@ -221,8 +233,10 @@ class Settings(BaseSettings):
         return self.store.url or f"sqlite+aiosqlite:///{self.data.data_dir.resolve() / 'nq_ray.db'}"
 
     def redacted(self) -> dict[str, Any]:
-        """A JSON-able dump with every secret shown as ``**********``."""
-        return self.model_dump(mode="json")
+        """A JSON-able dump with every secret shown as ``**********`` and every URL's password as
+        ``***`` (``store.url``, ``cache.url``, provider URLs)."""
+        out: dict[str, Any] = _redact_urls(self.model_dump(mode="json"))  # SecretStr dumps as ******
+        return out
 
     def merged(self, patch: dict[str, Any]) -> Settings:
         """A new, validated ``Settings`` with ``patch`` merged in (``ConfigError`` otherwise); no journal."""
@@ -369,10 +383,21 @@ def _deep_merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
 _SECRET_KEY = re.compile(r"pass(word)?|secret|token|api[_-]?key|^key$|authorization|credential|^sec$", re.I)
 REDACTED = "**********"
 
+# ``redact_url`` (imported above) lives in nq_ray.logs, below config, so the log filter can use it too.
+
+
+def _redact_urls(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {k: _redact_urls(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_redact_urls(v) for v in obj]
+    return redact_url(obj) if isinstance(obj, str) else obj
+
 
 def redact(obj: Any) -> Any:
-    """``obj`` with the value of every secret-looking key (password, token, api_key, ...) replaced: the
-    one redaction for anything journaled or logged (settings patches, audited tool arguments)."""
+    """``obj`` with the value of every secret-looking key (password, token, api_key, ...) replaced and
+    the password of every URL in its strings hidden (``redact_url``): the one redaction for anything
+    shown, journaled or logged (settings, settings patches, audited tool arguments)."""
     if isinstance(obj, Mapping):
         return {
             k: (REDACTED if _SECRET_KEY.search(str(k)) and v is not None else redact(v))
@@ -380,6 +405,8 @@ def redact(obj: Any) -> Any:
         }
     if isinstance(obj, list | tuple):
         return [redact(v) for v in obj]
+    if isinstance(obj, str):
+        return redact_url(obj)
     return obj
 
 

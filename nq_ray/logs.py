@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
@@ -30,6 +31,37 @@ _request_id: ContextVar[str | None] = ContextVar("nq_request_id", default=None)
 
 # The attributes every LogRecord has; anything else on a record came from ``extra=`` and is logged.
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+
+
+URL_PASSWORD = "***"
+# scheme://user:password@host: the password runs to the last "@" before the host (it may hold "@", not
+# "/" or whitespace); the user may be empty (redis://:pw@host)
+_URL_USERINFO = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.-]*://(?P<user>[^:@/\s]*)):(?P<pw>[^/\s]*)@")
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the password of every URL in it shown as ``***``:
+    ``postgresql+asyncpg://user:secret@host/db`` → ``postgresql+asyncpg://user:***@host/db``,
+    ``redis://:pw@host`` → ``redis://:***@host``. The one URL redaction for whatever is shown, logged or
+    journaled (settings, the banner, ``nq-ray status``, log lines); ``nq_ray.config`` re-exports it."""
+    if "://" not in text:
+        return text
+    return _URL_USERINFO.sub(lambda m: f"{m['head']}:{URL_PASSWORD}@" if m["pw"] else m[0], text)
+
+
+class RedactUrlsFilter(logging.Filter):
+    """Hides the password of every URL in a record's message (``redact_url``) before any handler
+    writes it: a store or cache URL logged by a library or by mistake never reaches the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a malformed %-format: leave it to the handler's error path
+            return True
+        redacted = redact_url(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
 
 
 class _HasLogLevel(Protocol):
@@ -104,6 +136,7 @@ def configure_logging(
     for h in [h for h in root.handlers if isinstance(h, _NQHandler)]:
         root.removeHandler(h)
     handler = _NQHandler(stream or sys.stderr)
+    handler.addFilter(RedactUrlsFilter())
     if fmt == "json":
         handler.setFormatter(JsonFormatter(service))
     else:

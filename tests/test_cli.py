@@ -43,3 +43,30 @@ def test_contract_command_shows_expiry_and_roll() -> None:
 def test_validate_exit_code_reflects_quality() -> None:
     result = runner.invoke(app, ["validate"])
     assert result.exit_code == 0 and "zero_volume" in result.output
+
+
+def test_up_with_an_empty_token_is_refused_before_anything_starts(monkeypatch) -> None:
+    import nq_ray.serve.runtime as runtime
+
+    started: list[object] = []
+    monkeypatch.setattr(runtime, "up", lambda *a, **kw: started.append(a))  # a tripwire, never reached
+    monkeypatch.setenv("NQ_MCP__AUTH_TOKEN", "")
+    result = runner.invoke(app, ["up", "--host", "0.0.0.0", "--once"])
+    assert result.exit_code == 2, result.output
+    assert "error [invalid_config]" in result.output and "without a bearer token" in result.output
+    assert started == []
+
+
+STORE_URL = "postgresql+asyncpg://nq:s3cret-pg@db.internal:5432/nq"
+
+
+def test_config_and_status_never_print_a_url_password(monkeypatch) -> None:
+    monkeypatch.setenv("NQ_STORE__URL", STORE_URL)
+    monkeypatch.setenv("NQ_CACHE__URL", "redis://:s3cret-redis@cache.internal:6379/0")
+    shown = runner.invoke(app, ["config"])
+    assert shown.exit_code == 0, shown.output
+    assert "s3cret" not in shown.output and "nq:***@db.internal" in shown.output
+    monkeypatch.delenv("NQ_CACHE__URL")  # status loads bars; no Redis to reach here
+    status = runner.invoke(app, ["status", "--at", "2026-03-09T10:00-04:00"])
+    assert status.exit_code == 0, status.output
+    assert "s3cret" not in status.output and "store=postgresql+asyncpg://nq:***@db.internal" in status.output

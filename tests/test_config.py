@@ -127,3 +127,65 @@ def test_live_patch_takes_live_keys_and_names_every_refused_one() -> None:
 def test_tool_settings_are_validated() -> None:
     with pytest.raises(ConfigError, match="tools.max_running_jobs"):
         load_settings(tools={"max_running_jobs": 0})
+
+
+# ---- auth token, URL passwords, data roots ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("blank", ["", "   ", "\t\n"])
+def test_an_empty_or_blank_token_is_no_token(monkeypatch: pytest.MonkeyPatch, blank: str) -> None:
+    monkeypatch.setenv("NQ_MCP__AUTH_TOKEN", blank)
+    assert load_settings().mcp.auth_token is None
+    assert Settings(mcp={"auth_token": blank}).mcp.auth_token is None
+
+
+def test_a_blank_token_does_not_open_a_non_loopback_bind(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nq_ray.serve.runtime import check_bind
+
+    monkeypatch.setenv("NQ_MCP__AUTH_TOKEN", "")
+    with pytest.raises(ConfigError, match="without a bearer token"):
+        check_bind(load_settings(serve={"host": "0.0.0.0"}))
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql+asyncpg://user:secret@host/db", "postgresql+asyncpg://user:***@host/db"),
+        (
+            "postgresql+asyncpg://user:p@ss:w0rd@db.internal:5432/nq",
+            "postgresql+asyncpg://user:***@db.internal:5432/nq",
+        ),
+        ("redis://:pw@cache:6379/0", "redis://:***@cache:6379/0"),
+        ("rediss://default:tok3n@cache", "rediss://default:***@cache"),
+        ("postgresql+asyncpg://user@host/db", "postgresql+asyncpg://user@host/db"),  # no password
+        ("http://host:8080/path@x", "http://host:8080/path@x"),  # a port, not a password
+        ("sqlite+aiosqlite:////tmp/nq.db", "sqlite+aiosqlite:////tmp/nq.db"),
+        ("store redis://a:b@c, db postgresql://d:e@f/g", "store redis://a:***@c, db postgresql://d:***@f/g"),
+    ],
+)
+def test_redact_url_hides_only_the_password(url: str, shown: str) -> None:
+    from nq_ray.config import redact_url
+
+    assert redact_url(url) == shown
+
+
+STORE_URL = "postgresql+asyncpg://nq:s3cret-pg@db.internal:5432/nq"
+CACHE_URL = "redis://:s3cret-redis@cache.internal:6379/0"
+
+
+def test_redacted_settings_hide_url_passwords() -> None:
+    s = Settings(store={"url": STORE_URL}, cache={"url": CACHE_URL})
+    shown = s.redacted()
+    assert shown["store"]["url"] == "postgresql+asyncpg://nq:***@db.internal:5432/nq"
+    assert shown["cache"]["url"] == "redis://:***@cache.internal:6379/0"
+    assert "s3cret" not in json.dumps(shown)
+    assert s.store.url == STORE_URL  # the settings themselves keep the real URL
+
+
+def test_the_journal_hides_url_passwords(tmp_path: Path) -> None:
+    s = Settings(data={"data_dir": tmp_path})
+    journal = tmp_path / "journal.jsonl"
+    s.update({"store": {"url": STORE_URL}, "cache": {"url": CACHE_URL}}, journal=journal)
+    line = journal.read_text().splitlines()[-1]
+    assert "s3cret" not in line
+    assert json.loads(line)["patch"]["store"]["url"] == "postgresql+asyncpg://nq:***@db.internal:5432/nq"

@@ -137,3 +137,13 @@ def test_chatty_libraries_are_quiet_at_info_and_heard_at_debug(stream: io.String
     logging.getLogger("alembic.runtime.migration").info("Running upgrade 0002 -> 0003")
     configure_logging(Settings(log_level="INFO"), stream=stream)  # quiet again for the tests after this
     assert lines(stream)[-1]["msg"] == "Running upgrade 0002 -> 0003"
+
+
+def test_url_passwords_never_reach_the_log(stream: io.StringIO) -> None:
+    url = "postgresql+asyncpg://nq:s3cret@db.internal/nq"
+    log.warning("store %s unreachable", url)
+    log.info(f"cache redis://:s3cret@cache:6379 and {url}")
+    out = lines(stream)
+    assert "s3cret" not in stream.getvalue()
+    assert out[0]["msg"] == "store postgresql+asyncpg://nq:***@db.internal/nq unreachable"
+    assert out[1]["msg"].startswith("cache redis://:***@cache:6379 and postgresql+asyncpg://nq:***@")

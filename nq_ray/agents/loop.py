@@ -16,7 +16,7 @@ import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from nq_ray.config import Settings
+from nq_ray.config import Settings, redact_url
 from nq_ray.ports import DeskPort
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ async def _in_process(
         st = await service.start(symbols, cadence_s)
         echo(
             f"desk loop: {', '.join(st['symbols'])} every {st['cadence_s']:g} s ({windows}); "
-            f"store {settings.store_url}; Ctrl-C stops"
+            f"store {redact_url(settings.store_url)}; Ctrl-C stops"
         )
         await stop.wait()
     finally:

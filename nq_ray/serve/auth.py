@@ -20,7 +20,7 @@ class BearerAuth:
 
     def __init__(self, app: Any, tokens: Iterable[str], open_paths: tuple[str, ...] = OPEN_PATHS) -> None:
         self.app = app
-        self.tokens = [t.encode() for t in tokens if t]
+        self.tokens = [t.encode() for t in tokens if t and t.strip()]  # a blank token is no token
         self.open_paths = open_paths
 
     def _ok(self, presented: bytes | None) -> bool:

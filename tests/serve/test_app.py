@@ -27,3 +27,21 @@ def test_cors_allows_the_configured_origin_only(client) -> None:
         "/api/tools", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"}
     )
     assert other.headers.get("access-control-allow-origin") is None
+
+
+async def test_a_blank_token_is_no_token_and_an_empty_bearer_matches_nothing() -> None:
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from nq_ray.serve.auth import BearerAuth
+
+    inner = Starlette(routes=[Route("/api/x", lambda _req: PlainTextResponse("ok"))])
+    assert BearerAuth(inner, ["", "  "]).tokens == []  # blank tokens are dropped, never compared
+    app = BearerAuth(inner, ["t0ken"])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        for header in ("Bearer ", "Bearer", "Bearer  ", "bearer t0ken ", "Basic t0ken", ""):
+            r = await c.get("/api/x", headers={"Authorization": header})
+            expected = 200 if header == "bearer t0ken " else 401
+            assert r.status_code == expected, header

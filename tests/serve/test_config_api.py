@@ -146,3 +146,29 @@ async def test_live_settings_survive_a_restart_of_the_registry_actor(ray_session
         assert [c["actor"] for c in changes] == ["tester"]
     finally:
         ray_session.kill(actor)
+
+
+def test_get_config_shows_no_url_password(tmp_path) -> None:
+    """A real PostgreSQL store (its URL holds the password ``nq``) and a Redis URL with a password."""
+    from fastapi.testclient import TestClient
+
+    from nq_ray.config import Settings
+    from nq_ray.serve.app import build_app
+    from nq_ray.store.testing import ensure_postgres, temp_database
+
+    ensure_postgres()
+    with temp_database("postgresql", tmp_path) as store_url:
+        assert "://nq:nq@" in store_url
+        cache_url = "redis://:s3cret-redis@127.0.0.1:1/0"  # nothing listens: the in-process cache serves
+        settings = Settings(
+            data={"data_dir": str(tmp_path / "data")},
+            mcp={"auth_token": TOKEN},
+            store={"url": store_url},
+            cache={"url": cache_url},
+        )
+        with TestClient(build_app(settings, use_actors=False), base_url="http://127.0.0.1") as client:
+            text = client.get("/api/config", headers=AUTH).text
+            shown = json.loads(text)["settings"]
+    assert "nq:nq@" not in text and "s3cret" not in text
+    assert shown["store"]["url"] == store_url.replace("://nq:nq@", "://nq:***@")
+    assert shown["cache"]["url"] == "redis://:***@127.0.0.1:1/0"
