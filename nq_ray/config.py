@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from nq_ray.errors import ConfigError
+from nq_ray.errors import ConfigError, PathNotAllowedError
 from nq_ray.logs import redact_url
 from nq_ray.settings.llm import LLMConfig
 from nq_ray.settings.risk import RiskLimits
@@ -60,8 +60,50 @@ class DataSettings(_Section):
     default_symbol: str = "NQ"
     outlier_z: float = Field(default=3.0, gt=0, description="robust z-score (MAD) threshold for outliers")
     synthetic_seed: int = 7
+    roots: list[Path] = Field(
+        default_factory=list,
+        description="directories whose csv:/parquet: files API and MCP callers may read; "
+        "empty = data_dir and the bundled samples (the operator's CLI and config may name any path)",
+    )
     yahoo: YahooSettings = Field(default_factory=YahooSettings)
     tradovate: TradovateSettings = Field(default_factory=TradovateSettings)
+
+    def file_roots(self) -> list[Path]:
+        """The directories (resolved) that API and MCP callers' ``csv:``/``parquet:`` files must be in:
+        ``roots``, or ``data_dir`` and the bundled samples when it is empty."""
+        roots = self.roots or [self.data_dir, SAMPLES_DIR]
+        return [r.expanduser().resolve() for r in roots]
+
+
+# The bundled sample bars (``source="sample"``), beside nq_ray/data/; a data root by default.
+SAMPLES_DIR = Path(__file__).resolve().parent / "data" / "samples"
+
+
+def confine_file(kind: str, path: str, roots: list[Path]) -> Path:
+    """The file a caller named as ``csv:PATH``/``parquet:PATH``, resolved (symlinks followed, ``..``
+    collapsed), when it lies inside one of ``roots``; a relative ``path`` names a file in the first root
+    that has it (else in the first root).
+
+    Anything else raises ONE ``PathNotAllowedError``, the same whether the file exists, is a directory
+    or cannot be read, so a caller learns nothing about the server's files outside the roots."""
+    refused = PathNotAllowedError(
+        f"{kind}: paths must be under one of the configured data roots (data.roots); put the file in the "
+        "data directory (data.data_dir) or ask the operator to add its directory to data.roots, "
+        f"then name it as {kind}:<file name> (relative to a root) or by its full path there"
+    )
+    try:
+        given = Path(path)
+        if given.is_absolute():
+            chosen = given
+        else:  # the first root that holds that name (a link counts), else the first root
+            candidates = [root / given for root in roots]
+            chosen = next((c for c in candidates if os.path.lexists(c)), candidates[0] if roots else given)
+        resolved = chosen.resolve()
+    except (OSError, ValueError, RuntimeError):  # a NUL byte, a symlink loop, a name too long
+        raise refused from None
+    if not any(resolved.is_relative_to(root) for root in roots):
+        raise refused
+    return resolved
 
 
 class StoreSettings(_Section):
@@ -340,6 +382,13 @@ def live_patch(settings: Settings, patch: Any) -> dict[str, Any]:
                 )
 
     walk(patch, LIVE_KEYS, "")
+    source = (patch.get("data") or {}).get("default_source") if isinstance(patch.get("data"), dict) else None
+    kind, _, arg = source.partition(":") if isinstance(source, str) else ("", "", "")
+    if kind in ("csv", "parquet"):  # a file named over the API: inside the data roots, like the tools'
+        try:
+            confine_file(kind, arg, settings.data.file_roots())
+        except PathNotAllowedError as exc:
+            errors.append({"key": "data.default_source", "value": repr(source)[:80], "allowed": exc.message})
     if errors:
         raise ConfigError(
             "refused: " + "; ".join(f"{e['key']}: {e['allowed']}" for e in errors[:5]), errors=errors

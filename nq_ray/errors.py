@@ -35,6 +35,14 @@ class InvalidArgumentError(NQRayError, ValueError):
     http_status = 422
 
 
+class PathNotAllowedError(InvalidArgumentError):
+    """A ``csv:``/``parquet:`` file named by an API or MCP caller outside the configured data roots. One
+    error, the same whether the file exists or not, so it reveals nothing about the server's files."""
+
+    code = "path_not_allowed"
+    http_status = 422
+
+
 class ConfigError(NQRayError, ValueError):
     """A setting is invalid; the message names the key, the value and what is allowed."""
 

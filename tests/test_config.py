@@ -189,3 +189,25 @@ def test_the_journal_hides_url_passwords(tmp_path: Path) -> None:
     line = journal.read_text().splitlines()[-1]
     assert "s3cret" not in line
     assert json.loads(line)["patch"]["store"]["url"] == "postgresql+asyncpg://nq:***@db.internal:5432/nq"
+
+
+def test_data_roots_default_to_the_data_dir_and_the_samples(tmp_path: Path) -> None:
+    from nq_ray.config import SAMPLES_DIR
+
+    s = Settings(data={"data_dir": tmp_path / "data"})
+    assert s.data.file_roots() == [(tmp_path / "data").resolve(), SAMPLES_DIR.resolve()]
+    assert (SAMPLES_DIR / "NQ_5min.csv").is_file()
+    other = Settings(data={"roots": [str(tmp_path / "x"), str(tmp_path / "y")]})
+    assert other.data.file_roots() == [(tmp_path / "x").resolve(), (tmp_path / "y").resolve()]
+
+
+def test_a_live_patch_may_not_point_the_default_source_outside_the_data_roots(tmp_path: Path) -> None:
+    from nq_ray.config import live_patch
+
+    s = Settings(data={"data_dir": tmp_path})
+    (tmp_path / "nq.csv").write_text("datetime,open,high,low,close,volume\n")
+    assert live_patch(s, {"data": {"default_source": f"csv:{tmp_path / 'nq.csv'}"}})
+    with pytest.raises(ConfigError) as info:
+        live_patch(s, {"data": {"default_source": "csv:/etc/passwd"}})
+    (err,) = info.value.details["errors"]
+    assert err["key"] == "data.default_source" and "data.roots" in err["allowed"]

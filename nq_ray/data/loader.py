@@ -7,11 +7,12 @@ schema (``nq_ray.domain.bars``); coarser intervals than a source's native one ar
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from nq_ray.config import Settings, load_settings
+from nq_ray.config import Settings, confine_file, load_settings
 from nq_ray.data.cache import BarCache, bars_key, default_cache
 from nq_ray.data.intervals import interval_length, parse_interval
 from nq_ray.data.resample import resample_bars
@@ -42,6 +43,7 @@ def load_bars(
     *,
     settings: Settings | None = None,
     cache: BarCache | None = None,
+    roots: list[Path] | None = None,
 ) -> pd.DataFrame:
     """Bars for ``symbol`` at ``interval`` in [start, end] from ``source``, as a bar frame.
 
@@ -49,8 +51,12 @@ def load_bars(
     Remote sources (``yahoo``, ``tradovate``) are cached in ``cache``; without one, in the process default
     (``nq_ray.data.cache.default_cache``: the store's Redis cache once ``nq_ray.store.cache`` is imported
     and ``cache.url`` is set, else the shared in-process cache).
-    Raises ``unknown_symbol``, ``invalid_argument`` (interval, range), ``invalid_bars`` (bad file) or
-    ``data_unavailable`` (nothing for the request).
+    With ``roots`` (what the tools pass for API and MCP callers: ``settings.data.file_roots()``), a
+    ``csv:``/``parquet:`` file must lie inside one of them (``path_not_allowed`` otherwise, the same
+    whether it exists or not) and errors name it only as the caller did; without, any path is read (the
+    operator's CLI and config).
+    Raises ``unknown_symbol``, ``invalid_argument`` (interval, range), ``path_not_allowed``,
+    ``invalid_bars`` (bad file) or ``data_unavailable`` (nothing for the request).
     """
     root = get_contract(symbol).symbol
     interval = parse_interval(interval)
@@ -62,7 +68,10 @@ def load_bars(
     if kind in ("csv", "parquet"):
         if not arg:
             raise InvalidArgumentError(f"source {source!r} needs a path, e.g. {kind}:/data/nq.{kind}")
-        bars = files.read_file(kind, arg)
+        if roots is None:
+            bars = files.read_file(kind, arg)
+        else:
+            bars = files.read_file(kind, confine_file(kind, arg, roots), shown=arg)
         bars = _to_interval(bars, interval, source)
     elif kind == "sample":
         bars = _sample(root, interval)

@@ -23,7 +23,7 @@ Source = Annotated[
     Field(
         max_length=512,
         description="data source: sample (bundled real bars, not live) | synthetic | yahoo | tradovate | "
-        "csv:PATH | parquet:PATH",
+        "csv:PATH | parquet:PATH (a file under the server's data roots, data.roots)",
     ),
 ]
 

@@ -61,7 +61,10 @@ def load(
 
     The point-in-time choke point: with ``as_of`` (a replay or an agent backtest), only bars that had
     closed by then (start + interval ≤ ``as_of``) are kept, before anything else looks at them; ``end``
-    is clamped and ``period`` counts back from the last such bar. Every tool reads bars here."""
+    is clamped and ``period`` counts back from the last such bar. Every tool reads bars here.
+
+    The file choke point too: a ``csv:``/``parquet:`` source must name a file inside
+    ``settings.data.file_roots()`` (``path_not_allowed`` otherwise), whoever calls the tool."""
     from nq_ray.data import load_bars
     from nq_ray.data.intervals import interval_length
 
@@ -75,7 +78,9 @@ def load(
     if source in ("sample", "synthetic") and start is None and end is None:
         bars = _immutable_bars(root, interval, source, settings.data.synthetic_seed)
     else:
-        bars = load_bars(root, interval, start, end, source=source, settings=settings)
+        # a caller's csv:/parquet: file must be inside the data roots (tools answer API and MCP callers)
+        roots = settings.data.file_roots()
+        bars = load_bars(root, interval, start, end, source=source, settings=settings, roots=roots)
     if cutoff is not None:
         bars = bars.loc[bars.index <= cutoff]
     if period is not None and len(bars):

@@ -190,3 +190,37 @@ def test_csv_of_1m_bars_is_resampled_to_5m(tmp_path: Path) -> None:
 def test_coarse_file_cannot_become_finer(tmp_path: Path) -> None:
     with pytest.raises(DataUnavailableError, match="finer"):
         load_bars("NQ", "1m", source=f"csv:{write(tmp_path, SAMPLE_CSV)}")
+
+
+# ---- files named by API / MCP callers: only inside the data roots -----------------------------------
+
+
+def test_without_roots_any_path_is_read_as_the_operator_asks(tmp_path: Path) -> None:
+    outside = write(tmp_path, SAMPLE_CSV)
+    assert len(load_bars("NQ", "5m", source=f"csv:{outside}")) == 3  # the CLI and the operator's config
+
+
+def test_with_roots_a_file_outside_them_is_refused_whether_or_not_it_exists(tmp_path: Path) -> None:
+    from nq_ray.errors import PathNotAllowedError
+
+    root = tmp_path / "data"
+    root.mkdir()
+    outside = write(tmp_path, SAMPLE_CSV)
+    (root / "escape.csv").symlink_to(outside)
+    messages = set()
+    for source in (f"csv:{outside}", f"csv:{tmp_path / 'missing.csv'}", "csv:../bars.csv", "csv:escape.csv"):
+        with pytest.raises(PathNotAllowedError) as info:
+            load_bars("NQ", "5m", source=source, roots=[root.resolve()])
+        messages.add(str(info.value))
+    assert len(messages) == 1 and str(tmp_path) not in messages.pop()
+
+
+def test_with_roots_a_file_inside_is_read_and_named_as_the_caller_named_it(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    root.mkdir()
+    write(root, SAMPLE_CSV)
+    assert len(load_bars("NQ", "5m", source="csv:bars.csv", roots=[root.resolve()])) == 3
+    assert len(load_bars("NQ", "5m", source=f"csv:{root / 'bars.csv'}", roots=[root.resolve()])) == 3
+    with pytest.raises(DataUnavailableError) as info:
+        load_bars("NQ", "5m", source="csv:nope.csv", roots=[root.resolve()])
+    assert "'nope.csv'" in str(info.value) and str(root) not in str(info.value)

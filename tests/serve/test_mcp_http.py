@@ -180,3 +180,22 @@ def test_a_stateful_server_always_streams() -> None:
 
     assert MCPEndpoint(FastMCP("t"), stateless=False).responses == "sse"  # sessions live in one transport
     assert MCPEndpoint(FastMCP("t"), stateless=True).responses == "auto"
+
+
+def test_mcp_callers_get_the_same_refusal_for_files_outside_the_data_roots(
+    app_client: TestClient, settings: Settings
+) -> None:
+    settings.data.data_dir.mkdir(parents=True, exist_ok=True)
+    (settings.data.data_dir / "escape.csv").symlink_to("/etc/passwd")
+    texts = set()
+    for source in ("csv:/etc/passwd", "csv:/nonexistent", "csv:../../etc/passwd", "csv:escape.csv"):
+        r = app_client.post("/mcp/", json=_call("get_nq_price", {"source": source}), headers=HEADERS)
+        result = r.json()["result"]
+        assert result["isError"] is True, source
+        texts.add(result["content"][0]["text"])
+    (text,) = texts
+    assert text.startswith("[path_not_allowed] csv: paths must be under one of the configured data roots")
+    r = app_client.post(
+        "/mcp/", json=_call("get_nq_price", {"source": "parquet:/etc/shadow"}), headers=HEADERS
+    )
+    assert r.json()["result"]["content"][0]["text"].startswith("[path_not_allowed] parquet: paths must")

@@ -33,3 +33,52 @@ def test_tools_are_listed_and_callable_by_name_with_their_own_schema(client) -> 
     assert "/api/tools/run_backtest" in spec["paths"]
     body = spec["paths"]["/api/tools/place_order"]["post"]["requestBody"]["content"]["application/json"]
     assert body["schema"]
+
+
+# ---- files: only under the data roots -----------------------------------------------------------------
+
+OUTSIDE_SOURCES = [
+    "csv:/etc/passwd",  # exists, readable
+    "csv:/nonexistent/bars.csv",  # does not exist
+    "csv:../../etc/passwd",  # a relative escape from the roots
+    "csv:/etc",  # a directory
+    "parquet:/etc/shadow",  # exists, unreadable
+    "csv:escape.csv",  # a symlink in the data dir pointing out
+]
+
+
+def _escape_link(settings) -> None:
+    data_dir = settings.data.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "escape.csv").symlink_to("/etc/passwd")
+
+
+def test_files_outside_the_data_roots_get_one_refusal_whatever_they_are(client, settings) -> None:
+    _escape_link(settings)
+    bodies = []
+    for source in OUTSIDE_SOURCES:
+        r = client.get("/api/market/nq-price", params={"source": source}, headers=AUTH)
+        assert r.status_code == 422, (source, r.text)
+        bodies.append(r.json())
+        r = client.post("/api/tools/get_historical_data", json={"source": source}, headers=AUTH)
+        assert r.status_code == 422, (source, r.text)
+        bodies.append(r.json())
+    assert {b["code"] for b in bodies} == {"path_not_allowed"}
+    assert len({b["detail"] for b in bodies if "csv:" in b["detail"]}) == 1  # csv: the same message
+    assert all("root:" not in str(b) and "data.roots" in b["detail"] for b in bodies)
+
+
+def test_a_csv_in_the_data_dir_is_read(client, settings) -> None:
+    import shutil
+
+    from nq_ray.data.sources.files import sample_path
+
+    settings.data.data_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(sample_path("NQ_5min.csv"), settings.data.data_dir / "mine.csv")
+    for source in ("csv:mine.csv", f"csv:{settings.data.data_dir / 'mine.csv'}"):
+        r = client.get("/api/market/nq-price", params={"source": source}, headers=AUTH)
+        assert r.status_code == 200, r.text
+        assert r.json()["origin"]["source"] == source
+    r = client.get("/api/market/nq-price", params={"source": "csv:absent.csv"}, headers=AUTH)
+    assert (r.status_code, r.json()["code"]) == (404, "data_unavailable")
+    assert str(settings.data.data_dir) not in r.text  # named as the caller named it

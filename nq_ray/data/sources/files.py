@@ -32,19 +32,27 @@ def read_sample(symbol: str, interval: str) -> pd.DataFrame:
     )
 
 
-def read_file(kind: str, path: str | Path, assume_tz: str | None = EXCHANGE_TZ) -> pd.DataFrame:
-    """A user's CSV or Parquet file as a bar frame; naive times are read as ``assume_tz`` wall time."""
+def read_file(
+    kind: str, path: str | Path, assume_tz: str | None = EXCHANGE_TZ, *, shown: str | None = None
+) -> pd.DataFrame:
+    """A user's CSV or Parquet file as a bar frame; naive times are read as ``assume_tz`` wall time.
+    Errors name the file as ``shown`` when given (what an API caller sent, not the resolved server path)."""
     p = Path(path).expanduser()
-    if not p.is_file():
-        raise DataUnavailableError(f"{kind} file {str(p)!r} does not exist; check the path", path=str(p))
-    if p.stat().st_size == 0:
+    name = str(p) if shown is None else shown
+    try:
+        found, size = p.is_file(), p.stat().st_size if p.exists() else 0
+    except OSError:  # a name too long, a permission denied on a parent: there is no file to read
+        found, size = False, 0
+    if not found:
+        raise DataUnavailableError(f"{kind} file {name!r} does not exist; check the path", path=name)
+    if size == 0:
         raise InvalidBarsError(
-            f"{kind} file {str(p)!r} is empty; expected a header "
-            "datetime,open,high,low,close,volume and rows",
-            path=str(p),
+            f"{kind} file {name!r} is empty; expected a header datetime,open,high,low,close,volume and rows",
+            path=name,
         )
     try:
         raw = pd.read_csv(p) if kind == "csv" else pd.read_parquet(p)
     except (ValueError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise InvalidBarsError(f"{kind} file {str(p)!r} cannot be read: {exc}", path=str(p)) from exc
+        why = str(exc) if shown is None else str(exc).replace(str(p), shown)
+        raise InvalidBarsError(f"{kind} file {name!r} cannot be read: {why}", path=name) from exc
     return normalize_bars(raw, source=f"{kind}:{p.name}", assume_tz=assume_tz)
