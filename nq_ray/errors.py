@@ -105,6 +105,14 @@ class InvalidOrderError(NQRayError, ValueError):
     http_status = 422
 
 
+class DuplicateClientOrderIdError(NQRayError):
+    """A ``client_order_id`` already used for a different order (as a venue refuses it): nothing was
+    placed and the first order is unchanged. The same id with the same order is a retry and returns it."""
+
+    code = "duplicate_client_order_id"
+    http_status = 409
+
+
 class RiskDeniedError(NQRayError):
     """Raised only at boundaries that must refuse outright; the core returns a ``RiskVerdict`` instead."""
 

@@ -72,6 +72,18 @@ def parse_order(data: Order | Mapping[str, Any]) -> Order:
         raise InvalidOrderError(f"invalid order: {msgs}", errors=[e["msg"] for e in exc.errors()]) from None
 
 
+# What makes two orders the same request: every field but the id and the time it was made.
+_NOT_THE_REQUEST = {"client_order_id", "created_at"}
+
+
+def order_differences(first: Order, again: Order) -> list[str]:
+    """The fields (symbol, side, quantity, type, prices, time in force, bracket, reduce_only) in which
+    ``again`` differs from ``first``; empty when it is the same order (a retry)."""
+    a = first.model_dump(exclude=_NOT_THE_REQUEST)
+    b = again.model_dump(exclude=_NOT_THE_REQUEST)
+    return [k for k in a if a[k] != b.get(k)]
+
+
 class PositionAction(StrEnum):
     MOVE_STOP = "move_stop"
     MOVE_TARGET = "move_target"

@@ -2,8 +2,10 @@
 
 Every change goes: compute (``Broker``) → commit (``Journal``) → apply (``Broker``), so a crash at any
 point leaves the store consistent and a restart (``PaperBroker.open``) rebuilds the same book. Methods
-are idempotent: a repeated client order id returns the first order, a replayed bar is ignored, a
-repeated cancel returns the cancelled order. Not thread-safe: one caller at a time (the actor).
+are idempotent: a repeated order (same client order id, same order) returns the first one marked
+``duplicate``, a replayed bar is ignored, a repeated cancel returns the cancelled order. A client order id
+reused for a different order is refused (``duplicate_client_order_id``), as a venue refuses it. Not
+thread-safe: one caller at a time (the actor).
 """
 
 from __future__ import annotations
@@ -18,9 +20,15 @@ from nq_ray.config import COMMISSION_PER_CONTRACT_USD, SLIPPAGE_TICKS
 from nq_ray.domain.bars import Bar
 from nq_ray.domain.contracts import get_contract, normalize_symbol
 from nq_ray.domain.orders import Fill, Order, OrderStatus
-from nq_ray.errors import InvalidArgumentError, InvalidOrderError, NotFoundError
-from nq_ray.execution.broker import Broker, ManagePosition, PositionAction, parse_order
-from nq_ray.execution.records import FillRecord, OrderEvent, OrderRecord, StoredState, UnitOfWork
+from nq_ray.errors import DuplicateClientOrderIdError, InvalidArgumentError, InvalidOrderError, NotFoundError
+from nq_ray.execution.broker import (
+    Broker,
+    ManagePosition,
+    PositionAction,
+    order_differences,
+    parse_order,
+)
+from nq_ray.execution.records import FillRecord, OrderEvent, OrderRecord, OrderRole, StoredState, UnitOfWork
 from nq_ray.market.sessions import session_date
 from nq_ray.risk.gate import RiskVerdict
 from nq_ray.risk.limits import RiskLimits
@@ -137,15 +145,20 @@ class PaperBroker:
         *,
         source: str | None = None,
         role: str = "entry",
+        strict_id: bool = True,
     ) -> OrderRecord:
         """Journal, risk-check and accept (or reject) an order; idempotent on ``client_order_id``.
 
-        Bad input raises a typed error and stores nothing; a risk denial is stored as ``rejected``
-        with its reasons and never fills. Fills happen on the next bar (``on_bar`` / ``on_price``)."""
+        The same id with the same order (a retry, or Ray replaying the call after an actor restart)
+        returns the stored order with ``duplicate`` set; the same id with a different order raises
+        ``DuplicateClientOrderIdError`` and changes nothing (``strict_id=False``, for the closing orders
+        the broker makes itself, returns the stored one instead). Bad input raises a typed error and
+        stores nothing; a risk denial is stored as ``rejected`` with its reasons and never fills. Fills
+        happen on the next bar (``on_bar`` / ``on_price``)."""
         o = parse_order(order)
         existing = self.book.get(o.client_order_id)
         if existing is not None:
-            return existing
+            return _repeated(existing, o, strict_id)
         if verdict is not None and not isinstance(verdict, RiskVerdict):
             verdict = RiskVerdict.model_validate(dict(verdict))
         try:
@@ -153,14 +166,14 @@ class PaperBroker:
         except InvalidOrderError:  # a retry of an order stored before the market moved returns it
             stored_before = self.journal.get_order(o.client_order_id)
             if stored_before is not None:
-                return stored_before
+                return _repeated(stored_before, o, strict_id)
             raise
         now = self.now(o)
         rec, event = self.book.new_record(o, now, verdict=verdict, source=source, role=role)
         # write-ahead: committed before acting; a stored id comes back unchanged (never twice)
         stored, created = self.journal.record_new(rec, event)
         if not created:
-            return stored
+            return _repeated(stored, o, strict_id)
         if self.after_journal is not None:
             self.after_journal(rec)
         self.book.apply(UnitOfWork(orders={rec.client_order_id: rec}))
@@ -199,15 +212,17 @@ class PaperBroker:
         req = request if isinstance(request, ManagePosition) else _parse_manage(request)
         if req.action in (PositionAction.PARTIAL_CLOSE, PositionAction.FLATTEN):
             done = self.book.get(req.client_order_id) or self.journal.get_order(req.client_order_id)
-            if done is not None:
-                return [done]
+            if done is not None and done.role is not OrderRole.CLOSE:  # the id of an order of another kind
+                raise _conflict(done, ["role"])
+            if done is not None:  # a retry of this request
+                return [done.model_copy(update={"duplicate": True})]
         now = self.now()
         unit, closing = self.book.manage(req, now)
         self._commit(unit)
         out = [self.book.get(c) for c in unit.orders]
         for o in closing:
             verdict = self.book.check(o, now)
-            out.append(self.submit(o, verdict, source="manage_position", role="close"))
+            out.append(self.submit(o, verdict, source="manage_position", role="close", strict_id=False))
         return [r for r in out if r is not None]
 
     # ---- market data ------------------------------------------------------------------------------
@@ -290,6 +305,28 @@ class PaperBroker:
             "equity_usd": acct.equity_usd if acct else self.book.starting_balance_usd,
             "balance_usd": acct.balance_usd if acct else self.book.starting_balance_usd,
         }
+
+
+def _repeated(stored: OrderRecord, again: Order, strict: bool) -> OrderRecord:
+    """The answer to a second submit of ``stored``'s id: the stored order marked ``duplicate`` when
+    ``again`` is the same order (or ``strict`` is off), else ``DuplicateClientOrderIdError``."""
+    differs = order_differences(stored.order, again)
+    if differs and strict:
+        raise _conflict(stored, differs)
+    return stored.model_copy(update={"duplicate": True})
+
+
+def _conflict(stored: OrderRecord, differs: list[str]) -> DuplicateClientOrderIdError:
+    o = stored.order
+    what = f"{o.side} {o.quantity} {o.symbol} {o.order_type}"
+    return DuplicateClientOrderIdError(
+        f"client_order_id {o.client_order_id!r} is already used for a different order ({what}, "
+        f"{stored.status}); it differs in {', '.join(differs)}. Nothing was placed: send a new order with "
+        "a new id (resending the same order with the same id returns the stored one)",
+        client_order_id=o.client_order_id,
+        differs=differs,
+        status=str(stored.status),
+    )
 
 
 def _parse_manage(data: Mapping[str, Any]) -> ManagePosition:

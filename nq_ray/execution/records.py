@@ -120,6 +120,11 @@ class OrderRecord(BaseModel):
     created_at: AwareDatetime
     updated_at: AwareDatetime
     expires_at: AwareDatetime | None = None
+    duplicate: bool = Field(
+        default=False,
+        exclude=True,
+        description="set on the answer to a repeated submit (same client_order_id, same order); never stored",
+    )
 
     @model_validator(mode="before")
     @classmethod

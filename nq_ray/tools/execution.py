@@ -1,7 +1,8 @@
 """Execution tools: paper orders and position management through the ``paper_broker`` actor.
 
 Every order passes the risk gate inside the broker (code, not a model, decides) and is journaled
-before it is acted on; a retry with the same ``client_order_id`` returns the stored order.
+before it is acted on; a retry with the same ``client_order_id`` and the same order returns the stored
+order (``duplicate: true``); the same id with a different order is refused (``duplicate_client_order_id``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ ClientOrderId = Annotated[
         min_length=1,
         max_length=60,
         pattern=r"^[A-Za-z0-9_.:-]+$",
-        description="your id for the order; a retry with the same id never creates a second order",
+        description="your id for the order; a retry with the same id and order returns the first "
+        "(duplicate: true); the same id with a different order is refused (duplicate_client_order_id)",
     ),
 ]
 
@@ -64,6 +66,12 @@ class OrderResult(BaseModel):
 
     order: OrderRecord
     accepted: bool
+    duplicate: bool = Field(
+        default=False,
+        description="true when this client_order_id was already placed with this same order: the stored "
+        "order is returned and nothing new is placed (the same id with a different order is refused, "
+        "409 duplicate_client_order_id)",
+    )
     mode: str = Field(description="paper (simulated fills) unless live routing is configured")
     note: str = "paper order: fills are simulated on the next bar of market data"
 
@@ -91,7 +99,10 @@ async def place_order(
     )
     rec: OrderRecord = await ctx.broker().place_order(payload, source="tool")
     out = OrderResult(
-        order=rec, accepted=rec.status.value not in ("rejected",), mode=ctx.settings.execution.mode
+        order=rec,
+        accepted=rec.status.value not in ("rejected",),
+        duplicate=rec.duplicate,
+        mode=ctx.settings.execution.mode,
     )
     await ctx.emit("order_update", out.model_dump(mode="json"))
     return out

@@ -165,10 +165,11 @@ def test_bar_touching_both_legs_fills_the_stop_first(pb: PaperBroker) -> None:
 def test_same_client_order_id_twice_returns_the_first_and_fills_once(pb: PaperBroker) -> None:
     order = Order(side="buy", quantity=1, client_order_id="dup-1")
     first = pb.submit(order, pb.check(order))
-    second = pb.submit(Order(side="sell", quantity=3, client_order_id="dup-1"), pb.check(order))
+    second = pb.submit(order, pb.check(order))
     pb.on_bar("NQ", bar(et(10, 5), 20000, 20001, 19999, 20000))
     third = pb.submit(order, pb.check(order))
     assert first.client_order_id == second.client_order_id == third.client_order_id
+    assert not first.duplicate and second.duplicate and third.duplicate
     assert second.side == "buy" and third.status is OrderStatus.FILLED
     assert len(pb.fills()) == 1 and stored_orders(pb) == 1
 

@@ -181,3 +181,103 @@ def test_a_failed_commit_changes_nothing_and_the_bar_can_be_retried(
         pb.close()
     assert unchanged == ({}, et(10, 0), OrderStatus.ACCEPTED)
     assert len(fills) == 1
+
+
+# ---- client order ids as a venue treats them --------------------------------------------------------
+
+FIRST = {"side": "buy", "quantity": 1, "order_type": "limit", "limit_price": 19990.0}
+DIFFERENT = {  # the first order with one thing changed → what differs
+    "side": ({"side": "sell"}, "side"),
+    "quantity": ({"quantity": 7}, "quantity"),
+    "type": ({"order_type": "stop", "limit_price": None, "stop_price": 20010.0}, "order_type"),
+    "price": ({"limit_price": 19980.0}, "limit_price"),
+    "time in force": ({"time_in_force": "gtc"}, "time_in_force"),
+    "bracket": ({"bracket": Bracket(stop_loss_ticks=20)}, "bracket"),
+    "symbol": ({"symbol": "MNQ"}, "symbol"),
+}
+
+
+def _events(pb: PaperBroker, coid: str) -> list[str]:
+    return [e.event for e in pb.journal.run(pb.journal.repo.order_events(coid))]
+
+
+def test_the_same_order_again_is_the_first_marked_duplicate_and_not_stored_so(db_url: str) -> None:
+    pb = _open(db_url)
+    try:
+        pb.on_bar("NQ", bar(et(10, 0), 20000, 20002, 19998, 20000))
+        order = Order(**FIRST, client_order_id="same-1")
+        first = pb.submit(order, pb.check(order))
+        again = pb.submit(Order(**FIRST, client_order_id="same-1"), pb.check(order))
+        stored, events = pb.order("same-1"), _events(pb, "same-1")
+    finally:
+        pb.close()
+    assert not first.duplicate and again.duplicate
+    assert again.model_dump() == first.model_dump()  # the same record; the mark is not in its JSON
+    assert not stored.duplicate and events == ["new", "accepted"]
+
+
+@pytest.mark.parametrize("change", DIFFERENT.values(), ids=DIFFERENT.keys())
+def test_the_same_id_for_a_different_order_is_refused_and_changes_nothing(
+    db_url: str, change: tuple[dict, str]
+) -> None:
+    from nq_ray.errors import DuplicateClientOrderIdError
+
+    update, field = change
+    pb = _open(db_url)
+    try:
+        pb.on_bar("NQ", bar(et(10, 0), 20000, 20002, 19998, 20000))
+        pb.on_bar("MNQ", bar(et(10, 0), 20000, 20002, 19998, 20000))
+        order = Order(**FIRST, client_order_id="id-1")
+        first = pb.submit(order, pb.check(order))
+        before = (pb.portfolio(), pb.orders(), _events(pb, "id-1"))
+        other = Order(**(FIRST | update), client_order_id="id-1")
+        with pytest.raises(DuplicateClientOrderIdError) as info:
+            pb.submit(other, pb.check(other))
+        after = (pb.portfolio(), pb.orders(), _events(pb, "id-1"))
+    finally:
+        pb.close()
+    err = info.value
+    assert (err.code, err.http_status) == ("duplicate_client_order_id", 409)
+    assert field in err.details["differs"] and "'id-1'" in err.message
+    assert after == before and pb.book.get("id-1") == first
+
+
+def test_a_retry_after_a_restart_is_still_the_same_order_and_a_changed_one_still_refused(
+    db_url: str,
+) -> None:
+    """What Ray's ``max_task_retries`` does after a broker actor restart: the call again, on a new book."""
+    from nq_ray.errors import DuplicateClientOrderIdError
+
+    pb = _open(db_url)
+    pb.on_bar("NQ", bar(et(10, 0), 20000, 20002, 19998, 20000))
+    order = Order(**FIRST, client_order_id="r-1")
+    pb.submit(order, pb.check(order))
+    pb.close()
+    again = _open(db_url)
+    try:
+        replayed = again.submit(order, again.check(order))
+        with pytest.raises(DuplicateClientOrderIdError):
+            again.submit(Order(**(FIRST | {"quantity": 2}), client_order_id="r-1"), None)
+        orders = again.orders()
+    finally:
+        again.close()
+    assert replayed.duplicate and replayed.status is OrderStatus.ACCEPTED and len(orders) == 1
+
+
+def test_the_brokers_own_orders_do_not_trip_the_id_check(db_url: str) -> None:
+    """Bracket legs get ``<id>.sl``/``<id>.tp``; a retried flatten-all re-derives its closing orders."""
+    pb = _open(db_url)
+    try:
+        pb.on_bar("NQ", bar(et(10, 0), 20000, 20002, 19998, 20000))
+        entry = Order(side="buy", quantity=2, bracket=Bracket(stop_loss_ticks=20), client_order_id="b-1")
+        pb.submit(entry, pb.check(entry))
+        pb.on_bar("NQ", bar(et(10, 5), 20000, 20003, 19999, 20002))
+        request = {"action": "flatten_all", "client_order_id": "k-1"}
+        first = pb.manage_position(request)
+        retried = pb.manage_position(request)
+        pb.on_bar("NQ", bar(et(10, 10), 20002, 20004, 20000, 20003))
+        position, leg = pb.portfolio()["positions"]["NQ"]["quantity"], pb.order("b-1.sl")
+    finally:
+        pb.close()
+    assert [r.client_order_id for r in first] == [r.client_order_id for r in retried] == ["k-1.NQ"]
+    assert position == 0 and leg.status is OrderStatus.CANCELLED

@@ -199,3 +199,18 @@ def test_mcp_callers_get_the_same_refusal_for_files_outside_the_data_roots(
         "/mcp/", json=_call("get_nq_price", {"source": "parquet:/etc/shadow"}), headers=HEADERS
     )
     assert r.json()["result"]["content"][0]["text"].startswith("[path_not_allowed] parquet: paths must")
+
+
+def test_an_order_id_reused_for_a_different_order_is_a_tool_error_with_its_code(
+    app_client: TestClient,
+) -> None:
+    order = {"symbol": "NQ", "side": "buy", "contracts": 1, "order_type": "limit", "price": 20000.0}
+    order |= {"client_order_id": "mcp-1"}
+    first = app_client.post("/mcp/", json=_call("place_order", order), headers=HEADERS).json()["result"]
+    again = app_client.post("/mcp/", json=_call("place_order", order), headers=HEADERS).json()["result"]
+    other = order | {"side": "sell", "contracts": 7}
+    refused = app_client.post("/mcp/", json=_call("place_order", other), headers=HEADERS).json()["result"]
+    assert first["isError"] is False and first["structuredContent"]["duplicate"] is False
+    assert again["structuredContent"]["duplicate"] is True
+    assert refused["isError"] is True
+    assert refused["content"][0]["text"].startswith("[duplicate_client_order_id] client_order_id 'mcp-1'")

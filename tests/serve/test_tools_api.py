@@ -82,3 +82,28 @@ def test_a_csv_in_the_data_dir_is_read(client, settings) -> None:
     r = client.get("/api/market/nq-price", params={"source": "csv:absent.csv"}, headers=AUTH)
     assert (r.status_code, r.json()["code"]) == (404, "data_unavailable")
     assert str(settings.data.data_dir) not in r.text  # named as the caller named it
+
+
+# ---- client order ids ----------------------------------------------------------------------------------
+
+
+def test_an_order_id_reused_for_a_different_order_is_a_409_problem_and_changes_nothing(client) -> None:
+    order = {"symbol": "NQ", "side": "buy", "contracts": 1, "order_type": "limit", "price": 20000.0}
+    order |= {"client_order_id": "http-1"}
+    first = client.post("/api/tools/place_order", json=order, headers=AUTH)
+    assert first.status_code == 200, first.text
+    again = client.post("/api/tools/place_order", json=order, headers=AUTH)
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    assert first.json()["duplicate"] is False and again.json()["order"] == first.json()["order"]
+    status = {"action": "status"}
+    before = client.post("/api/tools/manage_position", json=status, headers=AUTH).json()["portfolio"]
+
+    other = order | {"side": "sell", "contracts": 7}
+    r = client.post("/api/tools/place_order", json=other, headers=AUTH)
+
+    assert r.status_code == 409 and r.headers["content-type"].startswith("application/problem+json")
+    body = r.json()
+    assert (body["code"], body["status"]) == ("duplicate_client_order_id", 409)
+    assert set(body["details"]["differs"]) == {"side", "quantity"}
+    after = client.post("/api/tools/manage_position", json=status, headers=AUTH).json()["portfolio"]
+    assert after == before
