@@ -22,7 +22,7 @@ from typing import Protocol, runtime_checkable
 import pandas as pd
 import redis
 
-from nq_ray.config import CacheSettings
+from nq_ray.config import CacheSettings, redact_url
 from nq_ray.data.cache import (
     BarCache,
     MemoryCache,
@@ -94,9 +94,10 @@ class RedisCache:
             yield
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             raise ProviderUnavailableError(
-                f"Redis cache at {self.url} is unreachable ({op}: {exc}); start Redis "
-                "(e.g. `bash shared/services.sh redis`) or unset NQ_CACHE__URL to use the in-process cache",
-                url=self.url,
+                f"Redis cache at {redact_url(self.url)} is unreachable ({op}: {redact_url(str(exc))}); "
+                "start Redis (e.g. `bash shared/services.sh redis`) or unset NQ_CACHE__URL to use the "
+                "in-process cache",
+                url=redact_url(self.url),
                 operation=op,
             ) from exc
 

@@ -17,7 +17,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from nq_ray.config import redact
+from nq_ray.config import redact, redact_url
 from nq_ray.domain.audit import AuditRecord
 from nq_ray.domain.orders import Fill, OrderStatus, Position, Side
 from nq_ray.errors import StoreUnavailableError
@@ -116,8 +116,9 @@ class Repository:
         try:
             engine = create_engine(url)
         except OSError as exc:  # the SQLite file's directory cannot be created
+            shown = redact_url(url)
             raise StoreUnavailableError(
-                f"cannot open the store file for {url}: {exc}; check NQ_STORE__URL", url=url
+                f"cannot open the store file for {shown}: {exc}; check NQ_STORE__URL", url=shown
             ) from exc
         if migrate:
             try:

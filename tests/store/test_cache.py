@@ -270,3 +270,14 @@ def test_load_bars_serves_the_second_yahoo_call_from_the_cache(cache: MemoryCach
 
     assert downloader.calls == 1
     pd.testing.assert_frame_equal(first, second)
+
+
+def test_redis_down_names_the_url_without_its_password() -> None:
+    url = f"redis://:s3cret@127.0.0.1:{_closed_port()}/0"
+    cache = RedisCache(url, namespace="nq-test", timeout_s=0.5)
+
+    with pytest.raises(ProviderUnavailableError) as info:
+        cache.get("k")
+
+    assert "s3cret" not in str(info.value) and "s3cret" not in str(info.value.details)
+    assert "redis://:***@127.0.0.1:" in info.value.message
