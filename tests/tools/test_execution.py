@@ -14,6 +14,19 @@ async def test_limit_order_is_journaled_and_idempotent_on_client_order_id(broker
     again = await broker_registry.call("place_order", args)
     assert first["order"]["client_order_id"] == "t-1" and first["mode"] == "paper"
     assert again["order"] == first["order"]  # a retry never makes a second order
+    assert first["duplicate"] is False and again["duplicate"] is True  # the mark crosses the actor call
+
+
+async def test_an_order_id_reused_for_a_different_order_is_refused_through_the_actor(broker_registry) -> None:
+    from nq_ray.errors import DuplicateClientOrderIdError
+
+    args = VALID_CALLS["place_order"] | {"client_order_id": "t-2"}
+    first = await broker_registry.call("place_order", args)
+    with pytest.raises(DuplicateClientOrderIdError, match="differs in side, quantity"):
+        await broker_registry.call("place_order", args | {"side": "sell", "contracts": 7})
+    again = await broker_registry.call("place_order", args)
+    assert again["order"] == first["order"]  # the first order is unchanged: still a buy of 1
+    assert (again["order"]["side"], again["order"]["requested_quantity"]) == ("buy", 1)
 
 
 async def test_off_tick_price_is_an_invalid_order(broker_registry) -> None:
