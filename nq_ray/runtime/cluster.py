@@ -322,6 +322,23 @@ def probe(address: str, settings: Settings) -> tuple[bool, str | None]:
     )
 
 
+def _loopback_only(host: str, port: int) -> bool:
+    """Whether the Ray at ``host:port`` is a loopback-only one: a loopback address that does not also
+    answer at this host's outward IP (Ray dials that IP instead of 127.0.0.1 unless told otherwise)."""
+    if not is_loopback(host):
+        return False
+    from ray._common.network_utils import node_ip_address_from_perspective
+
+    outward = node_ip_address_from_perspective(None)
+    if is_loopback(outward):
+        return True
+    try:
+        socket.create_connection((outward, port), timeout=2).close()
+    except OSError:
+        return True
+    return False
+
+
 # ---- the local Ray's processes --------------------------------------------------------------------------
 
 
@@ -478,8 +495,8 @@ def connect(
     else:
         auth, source = probe(address, settings)
         hostport = _split_address(address)
-        if hostport is not None and is_loopback(hostport[0]):
-            _pin_loopback()  # else Ray swaps 127.0.0.1 for the host's outward IP, where no loopback Ray is
+        if hostport is not None and _loopback_only(*hostport):
+            _pin_loopback()  # else Ray swaps 127.0.0.1 for the host's outward IP, where this Ray is not
         if auth:
             use_auth("token", None if source == "RAY_AUTH_TOKEN" else Path(str(source)))
         elif _split_address(address) is not None and not address.startswith("ray://"):
