@@ -237,6 +237,35 @@ class MCPSettings(_Section):
         return v
 
 
+class RaySettings(_Section):
+    """Ray as nq-ray starts it (a local Ray: no ``RAY_ADDRESS``) and joins it (``nq_ray.runtime.cluster``)."""
+
+    auth: Literal["token", "disabled"] = Field(
+        default="token",
+        description="Ray token authentication for a Ray nq-ray starts; a cluster you join keeps its own",
+    )
+    token_path: Path | None = Field(
+        default=None,
+        description="the cluster token file (0600); default <data_dir>/ray_auth_token, made on first start",
+    )
+    host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        description="node IP of a local Ray: loopback keeps every Ray port on 127.0.0.1; others need auth",
+    )
+    port: int = Field(default=0, ge=0, le=65535, description="GCS port of a local Ray; 0 = a free port")
+    dashboard_port: int = Field(default=0, ge=0, le=65535, description="Ray dashboard port; 0 = a free port")
+    metrics_export_port: int = Field(
+        default=0, ge=0, le=65535, description="Prometheus port of a local Ray's node; 0 = a free port"
+    )
+    connect_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        description="how long joining waits for the cluster at RAY_ADDRESS to answer",
+    )
+
+
 class Settings(BaseSettings):
     """Every setting nq-ray reads, validated as a whole."""
 
@@ -257,6 +286,7 @@ class Settings(BaseSettings):
     serve: ServeSettings = Field(default_factory=ServeSettings)
     mcp: MCPSettings = Field(default_factory=MCPSettings)
     tools: ToolSettings = Field(default_factory=ToolSettings)
+    ray: RaySettings = Field(default_factory=RaySettings)
 
     @classmethod
     def settings_customise_sources(

@@ -4,7 +4,7 @@ ports (``nq_ray.ports``), and ``Runtime``, which builds the services for a mode.
 
 | module | what |
 | --- | --- |
-| ``cluster`` | ``connect`` (the one ``ray.init``), ``named_actor`` (the actor recipe), ``RemoteMethods`` |
+| ``cluster`` | ``connect`` (the one ``ray.init``; token auth, loopback), ``shutdown``, ``named_actor`` |
 | ``builder`` | ``Runtime(settings, mode="in_process" | "local" | "cluster")`` |
 | ``broker`` | ``BrokerService``, ``BrokerActor``, ``RayBroker``, ``LocalBroker`` |
 | ``journal`` | the SQL order journal (``Journal``), ``open_paper_broker`` |

@@ -83,7 +83,7 @@ class Runtime:
         if not self.on_ray:
             raise ConfigError("an in_process runtime does not use Ray")
         if self.connection is None:
-            self.connection = connect(self.address, **self._ray_opts)
+            self.connection = connect(self.address, settings=self.settings, **self._ray_opts)
         return self.connection
 
     # ---- the paper broker -------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import argparse
 import importlib
 import json
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -28,6 +29,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,15 +50,25 @@ ANALYSIS_INTERVALS = ["5m", "15m", "1h", "1d"]
 
 
 def _ray_env() -> str | None:
-    """Ray's environment for a private local cluster; the temp dir made here (None if already set)."""
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    """Ray's environment for a private local cluster, with Ray's token auth on (a fresh token in the
+    private temp dir, mode 0600: every node and the driver read it from ``RAY_AUTH_TOKEN_PATH``); the temp
+    dir made here (None if already set)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     os.environ.pop("RAY_ADDRESS", None)
-    if "RAY_TMPDIR" in os.environ:
-        return None
-    os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="nqmn", dir="/tmp")
-    return os.environ["RAY_TMPDIR"]
+    made = None
+    if "RAY_TMPDIR" not in os.environ:
+        made = os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="nqmn", dir="/tmp")
+    if os.environ.get("RAY_AUTH_MODE") != "token" or not os.environ.get("RAY_AUTH_TOKEN_PATH"):
+        token = Path(os.environ["RAY_TMPDIR"]) / "auth_token"
+        if not token.exists():
+            fd = os.open(token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(32))
+        from nq_ray.runtime.cluster import use_auth
+
+        use_auth("token", token)
+    return made
 
 
 class Tally:
@@ -172,7 +184,7 @@ class LocalCluster:
         self.workers = [self.cluster.add_node(num_cpus=1) for _ in range(workers)]
         from nq_ray.runtime.cluster import connect
 
-        connect(self.cluster.address, namespace=NAMESPACE)
+        self.token_auth = connect(self.cluster.address, namespace=NAMESPACE).auth
         self.cluster.wait_for_nodes()
         self.head_id = ray.get_runtime_context().get_node_id()
         self.names = {self.head_id: "head"}
@@ -273,6 +285,7 @@ def scenario() -> dict[str, Any]:
         "startup_s": round(lc.startup_s, 2),
         "warm_s": round(lc.warm_s, 2),
         "nodes_alive": lc.alive_nodes(),
+        "token_auth": lc.token_auth,
     }
     try:
         with traced_tasks():

@@ -82,6 +82,15 @@ def test_ray_version_is_the_installed_one(kind: str) -> None:
     assert CLUSTER_SPECS[kind]["rayVersion"] == ray.__version__
 
 
+@pytest.mark.parametrize("kind", sorted(CLUSTER_SPECS))
+def test_ray_token_auth_is_on(kind: str) -> None:
+    # KubeRay makes the token's Secret and sets RAY_AUTH_MODE / RAY_AUTH_TOKEN on every Ray container
+    assert CLUSTER_SPECS[kind]["authOptions"] == {"mode": "token"}
+    for group, container in containers(CLUSTER_SPECS[kind]):
+        names = {e["name"]: e for e in container.get("env", [])}
+        assert names.get("RAY_AUTH_MODE", {}).get("value", "token") == "token", group
+
+
 @pytest.mark.parametrize("kind", ["rayservice", "raycluster"])
 def test_cluster_has_cpu_and_gpu_worker_groups_with_autoscaling(kind: str) -> None:
     spec = CLUSTER_SPECS[kind]

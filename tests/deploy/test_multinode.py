@@ -28,7 +28,7 @@ TIMEOUT_S = 240
 @pytest.fixture(scope="module")
 def scenario() -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_TMPDIR")}
-    env.update(RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
+    env.update(RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")  # the scenario turns token auth on
     proc = subprocess.run(
         [sys.executable, "-m", "nq_ray.testing.multinode", "scenario"],
         cwd=ROOT,
@@ -43,6 +43,11 @@ def scenario() -> dict[str, Any]:
 
 def test_cluster_has_a_head_and_two_worker_nodes(scenario: dict[str, Any]) -> None:
     assert scenario["nodes_alive"] == 3
+
+
+def test_cluster_requires_ray_token_auth(scenario: dict[str, Any]) -> None:
+    # the driver joined only after the GCS refused it without the token (``cluster.probe``)
+    assert scenario["token_auth"] is True
 
 
 def test_sweep_on_three_nodes_equals_the_in_process_sweep(scenario: dict[str, Any]) -> None:
