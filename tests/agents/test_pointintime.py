@@ -166,13 +166,13 @@ async def test_answers_equal_those_on_data_that_ends_at_as_of(
     settings: Settings,
     pit: ToolRegistry,
     nq_5m: pd.DataFrame,
-    tmp_path: Path,
     tool: str,
     args: dict[str, Any],
 ) -> None:
     """Reference: the same tool, no ``as_of``, on a file holding only the bars closed by AS_OF."""
     past = nq_5m.loc[nq_5m.index + pd.Timedelta(minutes=5) <= AS_OF]
-    path = tmp_path / "past.parquet"
+    path = settings.data.data_dir / "past.parquet"  # a caller's file: under the data roots
+    path.parent.mkdir(parents=True, exist_ok=True)
     past.rename_axis("datetime").reset_index().to_parquet(path, index=False)
     plain = build_registry(ToolContext(settings=settings))
 
@@ -191,7 +191,7 @@ def test_point_in_time_context_reads_naive_times_as_new_york(settings: Settings)
 
 
 async def test_an_agent_at_as_of_decides_as_if_the_future_did_not_exist(
-    settings: Settings, pit: ToolRegistry, nq_5m: pd.DataFrame, tmp_path: Path
+    settings: Settings, pit: ToolRegistry, nq_5m: pd.DataFrame
 ) -> None:
     """The whole analysis agent through the point-in-time registry equals the same agent, no ``as_of``,
     on a file that ends at AS_OF: same window hash, indicators, levels, price and view."""
@@ -201,7 +201,8 @@ async def test_an_agent_at_as_of_decides_as_if_the_future_did_not_exist(
 
     rules = ProviderConfig(name="rules", kind="rules", model="nq-rules-v1", priority=1000)
     router = LLMRouter.from_config(LLMConfig(providers=[rules], health_interval_s=0))
-    path = tmp_path / "past.parquet"
+    path = settings.data.data_dir / "past.parquet"  # a caller's file: under the data roots
+    path.parent.mkdir(parents=True, exist_ok=True)
     nq_5m.loc[nq_5m.index + pd.Timedelta(minutes=5) <= AS_OF].rename_axis(
         "datetime"
     ).reset_index().to_parquet(path, index=False)

@@ -43,7 +43,8 @@ def view(bias: str, confidence: float) -> str:
 @pytest.fixture
 def bars_file(tmp_path: Path, nq_5m: pd.DataFrame) -> Path:
     """The sample bars as the user's own file, so a test can change the data after the decision."""
-    path = tmp_path / "nq.parquet"
+    path = tmp_path / "data" / "nq.parquet"  # in the data dir of rules_settings: a data root
+    path.parent.mkdir(parents=True, exist_ok=True)
     nq_5m.rename_axis("datetime").reset_index().to_parquet(path, index=False)
     return path
 

@@ -11,6 +11,7 @@ import pytest
 
 from nq_ray.config import Settings
 from nq_ray.data import load_bars
+from nq_ray.errors import DuplicateClientOrderIdError
 from nq_ray.runtime.broker import get_or_create_broker
 from nq_ray.runtime.feed import MarkFeed, latest_bar
 from tests.execution.helpers import OPEN_LIMITS
@@ -61,12 +62,11 @@ def test_market_order_fills_at_the_latest_close_plus_slippage(ray_session: Any, 
     assert buy.status.value == "filled" and buy.avg_fill_price == close + 0.25  # 1 tick against the buy
     sell = ray_session.get(broker.place_order.remote({"symbol": "NQ", "side": "sell", "quantity": 2}))
     assert sell.status.value == "filled" and sell.avg_fill_price == close - 0.25
-    again = ray_session.get(
-        broker.place_order.remote(
-            {"symbol": "NQ", "side": "buy", "quantity": 2, "client_order_id": sell.client_order_id}
-        )
-    )
-    assert again.side.value == "sell"  # a retried id returns the stored order; nothing fills twice
+    retry = {"symbol": "NQ", "side": "sell", "quantity": 2, "client_order_id": sell.client_order_id}
+    again = ray_session.get(broker.place_order.remote(retry))
+    assert again.duplicate and again.side.value == "sell"  # the stored order; nothing fills twice
+    with pytest.raises(DuplicateClientOrderIdError):  # the same id for another order: refused
+        ray_session.get(broker.place_order.remote(retry | {"side": "buy"}))
     assert ray_session.get(broker.portfolio.remote())["positions"]["NQ"]["quantity"] == 0
 
 
