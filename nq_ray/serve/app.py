@@ -33,7 +33,7 @@ from nq_ray.serve.deps import AppDeps
 from nq_ray.serve.events import EventBus
 from nq_ray.serve.health import HealthChecker
 from nq_ray.serve.jobs_api import Jobs, jobs_router
-from nq_ray.serve.mcp_http import MCPEndpoint, MCPResponses
+from nq_ray.serve.mcp_http import MCPEndpoint, MCPResponses, UnknownToolIsProtocolError
 from nq_ray.serve.metrics import HTTPCountMiddleware, Metrics
 from nq_ray.serve.operations_api import operations_router
 from nq_ray.serve.problems import add_problem_handlers
@@ -119,6 +119,7 @@ def build_app(
     )
 
     mcp = build_mcp(registry, who="mcp-http")
+    mcp.add_middleware(UnknownToolIsProtocolError())
     mcp_app = MCPEndpoint(mcp, stateless=settings.mcp.stateless_http, responses=mcp_responses)
 
     @contextlib.asynccontextmanager
