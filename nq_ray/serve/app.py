@@ -27,6 +27,7 @@ from nq_ray.logs import RequestIdMiddleware, configure_logging
 from nq_ray.runtime import Runtime
 from nq_ray.serve.agents_api import agents_router
 from nq_ray.serve.auth import BearerAuth
+from nq_ray.serve.body_limit import BodyLimit
 from nq_ray.serve.catalog_api import catalog_router
 from nq_ray.serve.config_api import config_router
 from nq_ray.serve.deps import AppDeps
@@ -169,6 +170,9 @@ def build_app(
     api.include_router(catalog_router())
 
     tokens = [settings.mcp.auth_token.get_secret_value()] if settings.mcp.auth_token else []
+    # innermost: a body over the limit is refused before anything parses it (after the token check, so
+    # an unauthenticated body is never read at all)
+    api.add_middleware(BodyLimit, max_bytes=settings.serve.max_body_bytes)
     if tokens:
         api.add_middleware(BearerAuth, tokens=tokens)
     cors_origins = cors_origins if cors_origins is not None else settings.serve.cors_origins
