@@ -54,6 +54,18 @@ def _ray_up() -> Any:
     return ray if ray is not None and ray.is_initialized() else None
 
 
+def _in_serve_replica() -> bool:
+    """Whether this app is being built inside a Ray Serve replica (whose HTTP proxy adds X-Request-ID)."""
+    serve = sys.modules.get("ray.serve")
+    if serve is None:
+        return False
+    try:
+        serve.get_replica_context()
+    except Exception:
+        return False
+    return True
+
+
 def build_app(
     settings: Settings | dict[str, Any] | None = None,
     *,
@@ -63,12 +75,14 @@ def build_app(
     broker_name: str = "paper_broker",
     registry_name: str = "tool_registry",
     desk_name: str = "trading_desk",
+    request_id_header: bool | None = None,
 ) -> FastAPI:
     """The whole HTTP app for one process / Serve replica.
 
     ``use_actors`` (default: whether Ray is initialised here) routes jobs and audit records to the
     ``tool_registry`` actor and orders to the ``paper_broker`` actor; without it jobs run in-process and
-    the audit log is written directly."""
+    the audit log is written directly. ``request_id_header`` (default: unless built in a Serve replica,
+    whose proxy adds it) says whether the app adds ``X-Request-ID`` to its responses."""
     if settings is None:
         settings = load_settings()
     elif isinstance(settings, dict):
@@ -186,7 +200,12 @@ def build_app(
             allow_headers=["authorization", "content-type", "mcp-protocol-version", "mcp-session-id"],
         )
     api.add_middleware(HTTPCountMiddleware, metrics=metrics)  # counts 401s too
-    api.add_middleware(RequestIdMiddleware)  # outermost: even a 401 carries a request id
+    # outermost: even a 401 carries a request id. Behind Serve's proxy, which adds X-Request-ID to the
+    # request (when the client sent none) and to every response, the app takes the proxy's id and does
+    # not add a second header.
+    if request_id_header is None:
+        request_id_header = not _in_serve_replica()
+    api.add_middleware(RequestIdMiddleware, echo=request_id_header)
     # first in the route table: an MCP call is matched at once, not after every REST route (Starlette's
     # router and Serve's per-request route naming both walk the table in order)
     api.router.routes.insert(0, Mount(settings.mcp.path.rstrip("/") or "/mcp", app=mcp_app))
