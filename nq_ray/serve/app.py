@@ -26,7 +26,7 @@ from nq_ray.config import Settings, load_settings
 from nq_ray.logs import RequestIdMiddleware, configure_logging
 from nq_ray.runtime import Runtime
 from nq_ray.serve.agents_api import agents_router
-from nq_ray.serve.auth import BearerAuth
+from nq_ray.serve.auth import OPEN_PATHS, BearerAuth
 from nq_ray.serve.body_limit import BodyLimit
 from nq_ray.serve.catalog_api import catalog_router
 from nq_ray.serve.config_api import config_router
@@ -37,7 +37,7 @@ from nq_ray.serve.jobs_api import Jobs, jobs_router
 from nq_ray.serve.mcp_http import MCPEndpoint, MCPResponses, UnknownToolIsProtocolError
 from nq_ray.serve.metrics import HTTPCountMiddleware, Metrics
 from nq_ray.serve.operations_api import operations_router
-from nq_ray.serve.problems import add_problem_handlers
+from nq_ray.serve.problems import add_problem_handlers, document_problems
 from nq_ray.serve.replica_sync import ReplicaSync
 from nq_ray.serve.tools_api import market_router, tools_router
 from nq_ray.serve.ws_api import ws_router
@@ -168,6 +168,8 @@ def build_app(
     api.state.metrics = metrics
 
     add_problem_handlers(api)
+    tokens = [settings.mcp.auth_token.get_secret_value()] if settings.mcp.auth_token else []
+    document_problems(api, open_paths=OPEN_PATHS if tokens else None)
 
     deps = AppDeps(
         settings, registry, registry_actor, bus, metrics, ray, broker_name, registry_name, desk_name
@@ -183,7 +185,6 @@ def build_app(
     api.include_router(config_router(deps))
     api.include_router(catalog_router())
 
-    tokens = [settings.mcp.auth_token.get_secret_value()] if settings.mcp.auth_token else []
     # innermost: a body over the limit is refused before anything parses it (after the token check, so
     # an unauthenticated body is never read at all)
     api.add_middleware(BodyLimit, max_bytes=settings.serve.max_body_bytes)
