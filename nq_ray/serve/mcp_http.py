@@ -64,7 +64,7 @@ def invalid_request(body: bytes) -> dict[str, Any] | None:
     (anything else wrong with the body is the transport's to answer)."""
     try:
         message = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to parse: the transport answers
         return None
     if not isinstance(message, dict) or "id" not in message:
         return None

@@ -180,6 +180,17 @@ def test_a_notification_without_an_id_still_gets_202(app_client: TestClient) -> 
     assert r.status_code == 202
 
 
+@pytest.mark.parametrize(
+    "body", [b"[" * 100_000 + b"]" * 100_000, b'{"id": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", b"\xff{"]
+)
+def test_a_body_that_does_not_parse_is_a_client_error_not_a_crash(
+    app_client: TestClient, body: bytes
+) -> None:
+    r = app_client.post("/mcp/", content=body, headers=HEADERS)
+    assert 400 <= r.status_code < 500, r.text[:200]
+    assert r.json()["error"]["code"] in (-32700, -32600, -32602)
+
+
 @pytest.mark.parametrize("app_client", ["auto", "json", "sse"], indirect=True)
 def test_an_unknown_tool_is_a_jsonrpc_error_not_a_tool_result(app_client: TestClient) -> None:
     r = app_client.post("/mcp/", json=_call("make_money", {}), headers=HEADERS)
