@@ -258,3 +258,20 @@ def test_a_stateful_server_always_streams() -> None:
 
     assert MCPEndpoint(FastMCP("t"), stateless=False).responses == "sse"  # sessions live in one transport
     assert MCPEndpoint(FastMCP("t"), stateless=True).responses == "auto"
+
+
+def test_the_stdio_server_answers_an_unknown_tool_the_same_way(settings: Settings) -> None:
+    from mcp.shared.exceptions import MCPError
+
+    from nq_ray.mcp_stdio import build_stdio_server
+
+    async def run() -> Any:
+        async with Client(build_stdio_server(settings)) as client:  # in memory; no Ray until a broker tool
+            with pytest.raises(MCPError) as err:
+                await client.call_tool("make_money", {})
+            ok = await client.call_tool("get_contract_info", {"symbol": "NQ"})
+        return err.value, ok
+
+    err, ok = asyncio.run(run())
+    assert (err.code, err.message) == (-32602, "Unknown tool: 'make_money'")
+    assert ok.structured_content["symbol"] == "NQ"
