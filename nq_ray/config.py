@@ -211,6 +211,11 @@ class ServeSettings(_Section):
     cors_origins: list[str] = Field(
         default_factory=list, description="allowed browser origins; empty = no CORS"
     )
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="largest request body in bytes (REST, MCP, config PATCH); a larger one gets a 413",
+    )
 
 
 class ToolSettings(_Section):

@@ -50,6 +50,13 @@ class ConfigError(NQRayError, ValueError):
     http_status = 422
 
 
+class BodyTooLargeError(NQRayError):
+    """A request body is larger than ``serve.max_body_bytes``; the message says the limit and the setting."""
+
+    code = "body_too_large"
+    http_status = 413
+
+
 class UnknownSymbolError(NQRayError, KeyError):
     """A symbol or contract code that nq-ray does not know."""
 

@@ -179,14 +179,24 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 class RequestIdMiddleware:
     """ASGI middleware: the request id of each HTTP / WebSocket request is the incoming ``X-Request-ID``
     (when it is short and printable) or a new one; it is set for the request's context and sent back
-    in the response's ``X-Request-ID`` header. ``app.add_middleware(RequestIdMiddleware)``."""
+    in the response's ``X-Request-ID`` header. ``app.add_middleware(RequestIdMiddleware)``.
 
-    def __init__(self, app: ASGIApp) -> None:
+    ``echo=False`` is for an app behind a proxy that echoes the header itself (Ray Serve's proxy sets
+    ``X-Request-ID`` on the request when the client sent none and appends it to every response): the id
+    is then the request's header as the proxy passed it, so the logs carry the id the client sees, and
+    the response gets no second ``X-Request-ID``."""
+
+    def __init__(self, app: ASGIApp, *, echo: bool = True) -> None:
         self.app = app
+        self.echo = echo
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
+            return
+        if not self.echo:
+            with request_context(_incoming_id(scope, checked=False)):
+                await self.app(scope, receive, send)
             return
         rid = _incoming_id(scope) or new_request_id()
 
@@ -200,10 +210,10 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_id)
 
 
-def _incoming_id(scope: Scope) -> str | None:
+def _incoming_id(scope: Scope, *, checked: bool = True) -> str | None:
     for key, value in scope.get("headers", []):
         if key.lower() == b"x-request-id":
             text = value.decode("latin-1").strip()
-            if 0 < len(text) <= _MAX_INCOMING_ID and text.isprintable():
-                return text
+            if not checked or (0 < len(text) <= _MAX_INCOMING_ID and text.isprintable()):
+                return text or None
     return None

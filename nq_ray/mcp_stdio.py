@@ -21,6 +21,7 @@ def build_stdio_server(settings: Settings | None = None, *, ray_address: str | N
     ``paper_broker`` actor of a ``Runtime`` on the cluster at ``ray_address`` / ``RAY_ADDRESS``, or of a
     small local Ray (started on the first tool call that needs the broker)."""
     from nq_ray.runtime import Runtime
+    from nq_ray.serve.mcp_http import UnknownToolIsProtocolError
     from nq_ray.tools.audit import StoreAuditor
     from nq_ray.tools.mcp import build_mcp
 
@@ -28,7 +29,9 @@ def build_stdio_server(settings: Settings | None = None, *, ray_address: str | N
     address = ray_address or os.environ.get("RAY_ADDRESS") or None
     runtime = Runtime(settings, "cluster" if address else "local", address=address, feed=False)
     registry = runtime.registry(auditor=StoreAuditor(settings.store_url))
-    return build_mcp(registry, who="mcp-stdio")
+    mcp = build_mcp(registry, who="mcp-stdio")
+    mcp.add_middleware(UnknownToolIsProtocolError())  # as over HTTP: an unknown tool is error -32602
+    return mcp
 
 
 def main(ray_address: str | None = None) -> None:

@@ -26,17 +26,18 @@ from nq_ray.config import Settings, load_settings
 from nq_ray.logs import RequestIdMiddleware, configure_logging
 from nq_ray.runtime import Runtime
 from nq_ray.serve.agents_api import agents_router
-from nq_ray.serve.auth import BearerAuth
+from nq_ray.serve.auth import OPEN_PATHS, BearerAuth
+from nq_ray.serve.body_limit import BodyLimit
 from nq_ray.serve.catalog_api import catalog_router
 from nq_ray.serve.config_api import config_router
 from nq_ray.serve.deps import AppDeps
 from nq_ray.serve.events import EventBus
 from nq_ray.serve.health import HealthChecker
 from nq_ray.serve.jobs_api import Jobs, jobs_router
-from nq_ray.serve.mcp_http import MCPEndpoint, MCPResponses
+from nq_ray.serve.mcp_http import MCPEndpoint, MCPResponses, UnknownToolIsProtocolError
 from nq_ray.serve.metrics import HTTPCountMiddleware, Metrics
 from nq_ray.serve.operations_api import operations_router
-from nq_ray.serve.problems import add_problem_handlers
+from nq_ray.serve.problems import add_problem_handlers, document_problems
 from nq_ray.serve.replica_sync import ReplicaSync
 from nq_ray.serve.tools_api import market_router, tools_router
 from nq_ray.serve.ws_api import ws_router
@@ -53,6 +54,18 @@ def _ray_up() -> Any:
     return ray if ray is not None and ray.is_initialized() else None
 
 
+def _in_serve_replica() -> bool:
+    """Whether this app is being built inside a Ray Serve replica (whose HTTP proxy adds X-Request-ID)."""
+    serve = sys.modules.get("ray.serve")
+    if serve is None:
+        return False
+    try:
+        serve.get_replica_context()
+    except Exception:
+        return False
+    return True
+
+
 def build_app(
     settings: Settings | dict[str, Any] | None = None,
     *,
@@ -62,12 +75,14 @@ def build_app(
     broker_name: str = "paper_broker",
     registry_name: str = "tool_registry",
     desk_name: str = "trading_desk",
+    request_id_header: bool | None = None,
 ) -> FastAPI:
     """The whole HTTP app for one process / Serve replica.
 
     ``use_actors`` (default: whether Ray is initialised here) routes jobs and audit records to the
     ``tool_registry`` actor and orders to the ``paper_broker`` actor; without it jobs run in-process and
-    the audit log is written directly."""
+    the audit log is written directly. ``request_id_header`` (default: unless built in a Serve replica,
+    whose proxy adds it) says whether the app adds ``X-Request-ID`` to its responses."""
     if settings is None:
         settings = load_settings()
     elif isinstance(settings, dict):
@@ -119,6 +134,7 @@ def build_app(
     )
 
     mcp = build_mcp(registry, who="mcp-http")
+    mcp.add_middleware(UnknownToolIsProtocolError())
     mcp_app = MCPEndpoint(mcp, stateless=settings.mcp.stateless_http, responses=mcp_responses)
 
     @contextlib.asynccontextmanager
@@ -152,6 +168,8 @@ def build_app(
     api.state.metrics = metrics
 
     add_problem_handlers(api)
+    tokens = [settings.mcp.auth_token.get_secret_value()] if settings.mcp.auth_token else []
+    document_problems(api, open_paths=OPEN_PATHS if tokens else None)
 
     deps = AppDeps(
         settings, registry, registry_actor, bus, metrics, ray, broker_name, registry_name, desk_name
@@ -167,7 +185,9 @@ def build_app(
     api.include_router(config_router(deps))
     api.include_router(catalog_router())
 
-    tokens = [settings.mcp.auth_token.get_secret_value()] if settings.mcp.auth_token else []
+    # innermost: a body over the limit is refused before anything parses it (after the token check, so
+    # an unauthenticated body is never read at all)
+    api.add_middleware(BodyLimit, max_bytes=settings.serve.max_body_bytes)
     if tokens:
         api.add_middleware(BearerAuth, tokens=tokens)
     cors_origins = cors_origins if cors_origins is not None else settings.serve.cors_origins
@@ -181,7 +201,12 @@ def build_app(
             allow_headers=["authorization", "content-type", "mcp-protocol-version", "mcp-session-id"],
         )
     api.add_middleware(HTTPCountMiddleware, metrics=metrics)  # counts 401s too
-    api.add_middleware(RequestIdMiddleware)  # outermost: even a 401 carries a request id
+    # outermost: even a 401 carries a request id. Behind Serve's proxy, which adds X-Request-ID to the
+    # request (when the client sent none) and to every response, the app takes the proxy's id and does
+    # not add a second header.
+    if request_id_header is None:
+        request_id_header = not _in_serve_replica()
+    api.add_middleware(RequestIdMiddleware, echo=request_id_header)
     # first in the route table: an MCP call is matched at once, not after every REST route (Starlette's
     # router and Serve's per-request route naming both walk the table in order)
     api.router.routes.insert(0, Mount(settings.mcp.path.rstrip("/") or "/mcp", app=mcp_app))

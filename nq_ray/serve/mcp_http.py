@@ -11,16 +11,29 @@ several chunked writes) is where a Serve replica spent its extra time per call
 
 Only the stateless transport can be split like this: a stateful session lives in one session manager, so
 with ``mcp.stateless_http=false`` every request goes to the SSE transport.
+
+Two answers follow the specs where the transport does not. A message whose ``id`` is not a string or an
+integer (an object, an array, a boolean, null, a decimal number such as 1.5 or 7.0) gets JSON-RPC error
+-32600 "Invalid Request" with id null (JSON-RPC 2.0 section 5; MCP: "Requests MUST include a string or
+integer ID ... MUST NOT be null"), where the transport took it for a notification and answered an empty
+202. A call of a tool that does not exist gets JSON-RPC error -32602 "Unknown tool" (MCP server/tools,
+"Error Handling"), where FastMCP answers a tool result with ``isError`` (``UnknownToolIsProtocolError``).
+The POST body is read whole before either transport sees it; the body limit in front of the app
+(``serve.max_body_bytes``, ``nq_ray.serve.body_limit``) bounds it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any, Literal
 
 from fastmcp import FastMCP
+from fastmcp.exceptions import NotFoundError
 from fastmcp.server.http import StarletteWithLifespan
+from fastmcp.server.middleware import Middleware, MiddlewareContext
+from mcp.shared.exceptions import MCPError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -29,9 +42,51 @@ Send = Callable[[Message], Awaitable[None]]
 
 MCPResponses = Literal["auto", "json", "sse"]
 MCP_RESPONSES: tuple[str, ...] = ("auto", "json", "sse")
-# a body larger than this is not buffered to look for a progress token; it goes to the SSE transport
-PEEK_LIMIT_BYTES = 64 * 1024
 PROGRESS_MARK = b"progressToken"
+INVALID_REQUEST = -32600  # JSON-RPC 2.0
+INVALID_PARAMS = -32602
+
+
+class UnknownToolIsProtocolError(Middleware):
+    """FastMCP middleware: a ``tools/call`` of a tool that does not exist is JSON-RPC error -32602
+    ``Unknown tool: 'name'`` (MCP spec, server/tools "Error Handling"), not a tool result with ``isError``
+    (what FastMCP answers). Errors of a tool that exists stay tool errors."""
+
+    async def on_call_tool(self, context: MiddlewareContext[Any], call_next: Any) -> Any:
+        try:
+            return await call_next(context)
+        except NotFoundError:
+            raise MCPError(INVALID_PARAMS, f"Unknown tool: {context.message.name!r}") from None
+
+
+def invalid_request(body: bytes) -> dict[str, Any] | None:
+    """The JSON-RPC error for a message whose ``id`` is neither a string nor an integer, else None
+    (anything else wrong with the body is the transport's to answer)."""
+    try:
+        message = json.loads(body)
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to parse: the transport answers
+        return None
+    if not isinstance(message, dict) or "id" not in message:
+        return None
+    rid = message["id"]
+    if _valid_id(rid):
+        return None
+    kinds = {
+        type(None): "null",
+        bool: "a boolean",
+        dict: "an object",
+        list: "an array",
+        float: "a decimal number",
+    }
+    kind = kinds.get(type(rid), type(rid).__name__)
+    return {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {
+            "code": INVALID_REQUEST,
+            "message": f"Invalid Request: the id must be a string or an integer, not {kind}",
+        },
+    }
 
 
 class MCPEndpoint:
@@ -61,27 +116,39 @@ class MCPEndpoint:
             yield
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if len(self._apps) == 1:
-            await next(iter(self._apps.values()))(scope, receive, send)
-            return
         if scope["type"] != "http" or scope.get("method") != "POST":
-            await self._apps["sse"](scope, receive, send)
+            await (self._apps.get("sse") or self._apps["json"])(scope, receive, send)
             return
         read: list[Message] = []
-        size, complete = 0, False
-        while size <= PEEK_LIMIT_BYTES:
+        complete = False
+        while not complete:
             msg = await receive()
             read.append(msg)
             if msg["type"] != "http.request":  # a disconnect: let the transport see it
                 break
-            size += len(msg.get("body", b""))
-            if not msg.get("more_body", False):
-                complete = True
-                break
+            complete = not msg.get("more_body", False)
         body = b"".join(m.get("body", b"") for m in read)
-        app = self._apps["json" if complete and PROGRESS_MARK not in body else "sse"]
+        error = invalid_request(body) if complete else None
+        if error is not None:
+            await _send_json(send, 400, error)
+            return
+        if len(self._apps) == 1:
+            app = next(iter(self._apps.values()))
+        else:
+            app = self._apps["json" if complete and PROGRESS_MARK not in body else "sse"]
 
         async def replay() -> Message:
             return read.pop(0) if read else await receive()
 
         await app(scope, replay, send)
+
+
+def _valid_id(rid: Any) -> bool:
+    return isinstance(rid, str) or (isinstance(rid, int) and not isinstance(rid, bool))
+
+
+async def _send_json(send: Send, status: int, payload: dict[str, Any]) -> None:
+    body = json.dumps(payload).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

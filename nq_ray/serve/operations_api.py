@@ -21,7 +21,11 @@ def operations_router(deps: AppDeps, *, health: HealthChecker, sync: ReplicaSync
     tools = len(deps.registry.specs)
 
     @router.get(
-        "/health", tags=["operations"], response_model=Health, summary="Status and latency of every part"
+        "/health",
+        tags=["operations"],
+        response_model=Health,
+        summary="Status and latency of every part",
+        responses={503: {"model": Health, "description": "down: the same report, which part is down"}},
     )
     async def get_health() -> JSONResponse:
         report = await health.run()
@@ -33,6 +37,8 @@ def operations_router(deps: AppDeps, *, health: HealthChecker, sync: ReplicaSync
         "/metrics",
         tags=["operations"],
         summary="Prometheus metrics: totals over every replica (scope=replica: this one only)",
+        response_class=Response,
+        responses={200: {"description": "Prometheus text format", "content": {CONTENT_TYPE: {}}}},
     )
     async def get_metrics(
         scope: Annotated[Literal["cluster", "replica"], Query()] = "cluster",

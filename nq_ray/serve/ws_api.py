@@ -1,10 +1,13 @@
 """The WebSocket at ``/ws``: every event of the event bus (orders, jobs, agents, ...) pushed to each
-connected client, after a ``system_notification`` that lists the event types."""
+connected client, after a ``system_notification`` that lists the event types.
+
+Clients only listen: text frames they send are read and ignored; a binary frame is answered with a close
+frame, code 1003 (unsupported data, RFC 6455 section 7.4.1) and a reason, rather than a dropped
+connection."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
@@ -40,6 +43,9 @@ def ws_router(deps: AppDeps) -> APIRouter:
                         getter.cancel()
             finally:
                 reader.cancel()
+            close = reader.result()
+            if close is not None:  # sent from this task only: no event is sent after the close frame
+                await socket.close(*close)
         except WebSocketDisconnect:
             pass
         finally:
@@ -49,8 +55,16 @@ def ws_router(deps: AppDeps) -> APIRouter:
     return router
 
 
-async def _drain(socket: WebSocket) -> None:
-    """Read (and ignore) client messages until the client goes away."""
-    with contextlib.suppress(WebSocketDisconnect):
-        while True:
-            await socket.receive_text()
+UNSUPPORTED_DATA = 1003
+BINARY_REASON = "binary frames are not supported: this socket only sends events (JSON text)"
+
+
+async def _drain(socket: WebSocket) -> tuple[int, str] | None:
+    """Read (and ignore) client text messages until the client goes away (None) or sends a binary frame
+    (the close code and reason to answer it with)."""
+    while True:
+        message = await socket.receive()
+        if message["type"] == "websocket.disconnect":
+            return None
+        if message.get("bytes") is not None:
+            return UNSUPPORTED_DATA, BINARY_REASON

@@ -19,7 +19,6 @@ from nq_ray.config import Settings
 from nq_ray.errors import ConfigError
 from nq_ray.serve.app import build_app
 from nq_ray.serve.deployments import app_builder
-from nq_ray.serve.mcp_http import PEEK_LIMIT_BYTES
 from nq_ray.testing.asgi import ThreadedUvicorn
 from tests.serve.conftest import AUTH, TOKEN
 
@@ -130,14 +129,77 @@ def test_a_body_in_several_chunks_reaches_the_server_whole(settings: Settings) -
     assert json.loads(raw)["result"]["structuredContent"]["symbol"] == "NQ"
 
 
-def test_a_body_past_the_peek_limit_still_gets_its_answer(settings: Settings) -> None:
-    pad = "x" * (2 * PEEK_LIMIT_BYTES)
+def test_a_large_body_in_many_chunks_is_read_whole_and_answered(settings: Settings) -> None:
+    pad = "x" * (128 * 1024)  # many chunks, under the body limit (serve.max_body_bytes)
     body = json.dumps(_call("get_contract_info", {"symbol": "NQ", "note": pad})).encode()
     chunks = [body[i : i + 16384] for i in range(0, len(body), 16384)]
     status, headers, raw = _asgi_post(build_app(settings, use_actors=False), chunks)
-    assert status == 200 and headers["content-type"].startswith("text/event-stream")  # not peeked: SSE
-    result = _sse_messages(raw.decode())[-1]["result"]
+    assert status == 200 and headers["content-type"].startswith("application/json")  # read whole: JSON
+    result = json.loads(raw)["result"]
     assert result["isError"] is True and "note" in result["content"][0]["text"]  # the extra argument
+
+
+# (JSON-RPC id, what kind of value it is): JSON-RPC 2.0 section 4 allows a string, a number or null; MCP
+# narrows it to a string or an integer, never null. Each is an Invalid Request (-32600) with id null.
+BAD_IDS = [
+    ({"a": 1}, "an object"),
+    ([1], "an array"),
+    (True, "a boolean"),
+    (None, "null"),
+    (1.5, "a decimal number"),
+    (7.0, "a decimal number"),  # the MCP SDK reads ids as int | str: 7.0 was dropped as a notification
+]
+
+
+@pytest.mark.parametrize(("rid", "kind"), BAD_IDS, ids=[f"{i}-{k}" for i, (_, k) in enumerate(BAD_IDS)])
+@pytest.mark.parametrize("app_client", ["auto", "json", "sse"], indirect=True)
+def test_an_id_that_is_not_a_string_or_integer_is_an_invalid_request(
+    app_client: TestClient, rid, kind
+) -> None:
+    for message in (
+        {"jsonrpc": "2.0", "id": rid, "method": "tools/list"},
+        {**_call("get_contract_info", {"symbol": "NQ"}), "id": rid},
+    ):
+        r = app_client.post("/mcp/", json=message, headers=HEADERS)
+        assert r.status_code == 400 and r.headers["content-type"].startswith("application/json"), r.text
+        body = r.json()
+        assert body["id"] is None and body["error"]["code"] == -32600, body
+        assert body["error"]["message"].startswith("Invalid Request") and kind in body["error"]["message"]
+
+
+@pytest.mark.parametrize("rid", ["req-1", 7, 0, -3])
+def test_string_and_integer_ids_are_answered(app_client: TestClient, rid) -> None:
+    r = app_client.post("/mcp/", json={"jsonrpc": "2.0", "id": rid, "method": "tools/list"}, headers=HEADERS)
+    assert r.status_code == 200 and r.json()["id"] == rid and r.json()["result"]["tools"]
+
+
+def test_a_notification_without_an_id_still_gets_202(app_client: TestClient) -> None:
+    r = app_client.post(
+        "/mcp/", json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=HEADERS
+    )
+    assert r.status_code == 202
+
+
+@pytest.mark.parametrize(
+    "body", [b"[" * 100_000 + b"]" * 100_000, b'{"id": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", b"\xff{"]
+)
+def test_a_body_that_does_not_parse_is_a_client_error_not_a_crash(
+    app_client: TestClient, body: bytes
+) -> None:
+    r = app_client.post("/mcp/", content=body, headers=HEADERS)
+    assert 400 <= r.status_code < 500, r.text[:200]
+    assert r.json()["error"]["code"] in (-32700, -32600, -32602)
+
+
+@pytest.mark.parametrize("app_client", ["auto", "json", "sse"], indirect=True)
+def test_an_unknown_tool_is_a_jsonrpc_error_not_a_tool_result(app_client: TestClient) -> None:
+    r = app_client.post("/mcp/", json=_call("make_money", {}), headers=HEADERS)
+    messages = (
+        _sse_messages(r.text) if r.headers["content-type"].startswith("text/event-stream") else [r.json()]
+    )
+    answer = messages[-1]
+    assert "result" not in answer and answer["id"] == 7, answer
+    assert answer["error"]["code"] == -32602 and answer["error"]["message"] == "Unknown tool: 'make_money'"
 
 
 def test_an_unknown_mode_is_a_config_error(settings: Settings) -> None:
@@ -171,6 +233,22 @@ def test_a_real_client_gets_results_and_progress(served: str) -> None:
     assert info.structured_content["symbol"] == "NQ"
     assert sweep.structured_content["combinations"] == 4
     assert seen and seen[-1][0] == seen[-1][1]
+
+
+def test_a_real_client_gets_a_protocol_error_for_an_unknown_tool(served: str) -> None:
+    from mcp.shared.exceptions import MCPError
+
+    async def run() -> Any:
+        transport = StreamableHttpTransport(served, headers={"Authorization": f"Bearer {TOKEN}"})
+        async with Client(transport) as client:
+            with pytest.raises(MCPError) as err:
+                await client.call_tool("make_money", {})
+            ok = await client.call_tool("get_contract_info", {"symbol": "NQ"})  # the session goes on
+        return err.value, ok
+
+    err, ok = asyncio.run(run())
+    assert err.code == -32602 and "Unknown tool: 'make_money'" in err.message
+    assert ok.structured_content["symbol"] == "NQ"
 
 
 def test_a_stateful_server_always_streams() -> None:
@@ -214,3 +292,20 @@ def test_an_order_id_reused_for_a_different_order_is_a_tool_error_with_its_code(
     assert again["structuredContent"]["duplicate"] is True
     assert refused["isError"] is True
     assert refused["content"][0]["text"].startswith("[duplicate_client_order_id] client_order_id 'mcp-1'")
+
+
+def test_the_stdio_server_answers_an_unknown_tool_the_same_way(settings: Settings) -> None:
+    from mcp.shared.exceptions import MCPError
+
+    from nq_ray.mcp_stdio import build_stdio_server
+
+    async def run() -> Any:
+        async with Client(build_stdio_server(settings)) as client:  # in memory; no Ray until a broker tool
+            with pytest.raises(MCPError) as err:
+                await client.call_tool("make_money", {})
+            ok = await client.call_tool("get_contract_info", {"symbol": "NQ"})
+        return err.value, ok
+
+    err, ok = asyncio.run(run())
+    assert (err.code, err.message) == (-32602, "Unknown tool: 'make_money'")
+    assert ok.structured_content["symbol"] == "NQ"
