@@ -131,7 +131,7 @@ HEAD = textwrap.dedent(
             continue
         listening += [[p.name(), c.laddr.ip, c.laddr.port] for c in conns if c.status == psutil.CONN_LISTEN]
     print(json.dumps({"gcs": conn.gcs_address, "auth": conn.auth, "pids": [p.pid for p in procs],
-                      "listening": listening}), flush=True)
+                      "listening": listening, "stopped": conn.stopped_stale}), flush=True)
     sys.stdin.readline()
     ray.kill(actor)
     cluster.shutdown()
@@ -398,3 +398,32 @@ def test_a_ray_left_by_a_killed_owner_is_found_and_stopped(tmp_path: Path) -> No
             with contextlib.suppress(psutil.Error):
                 psutil.Process(pid).kill()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_the_next_local_start_stops_the_ray_a_killed_owner_left(tmp_path: Path) -> None:
+    import psutil
+
+    data = tmp_path / "data"
+    env = _clean_env(tmp_path)
+    dirs = [tempfile.mkdtemp(prefix="nqh", dir="/tmp") for _ in range(2)]
+    run = [sys.executable, "-c", HEAD, str(data)]
+    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.DEVNULL, "text": True}
+    first = subprocess.Popen([*run, dirs[0]], env=env, **pipes)  # type: ignore[call-overload]
+    left = json.loads(first.stdout.readline())["pids"]
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    second = subprocess.Popen([*run, dirs[1]], env=env, **pipes)  # type: ignore[call-overload]
+    try:
+        info = json.loads(second.stdout.readline())
+
+        assert len(info["stopped"]) == 1 and f"nq-ray pid {first.pid}" in info["stopped"][0]
+        alive = [p for p in left if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+        assert not alive
+    finally:
+        second.stdin.close()
+        second.wait(timeout=60)
+        for pid in left:
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(pid).kill()
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
