@@ -362,6 +362,15 @@ def test_ray_settings_default_to_token_auth_on_loopback_with_free_ports() -> Non
     )
 
 
+def _running(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 def test_a_ray_left_by_a_killed_owner_is_found_and_stopped(tmp_path: Path) -> None:
     import psutil
 
@@ -389,9 +398,7 @@ def test_a_ray_left_by_a_killed_owner_is_found_and_stopped(tmp_path: Path) -> No
         stopped = clean_stale_sessions(settings)
 
         assert [s.owner_pid for s in stopped] == [owner.pid]
-        assert not [
-            p for p in stale[0].pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
-        ]
+        assert not [p for p in stale[0].pids if _running(p)]
         assert stale_sessions(settings) == [] and not list((data / "ray_sessions").glob("*.json"))
     finally:
         for pid in info["pids"]:  # whatever is left of this test's own Ray
@@ -417,8 +424,7 @@ def test_the_next_local_start_stops_the_ray_a_killed_owner_left(tmp_path: Path) 
         info = json.loads(second.stdout.readline())
 
         assert len(info["stopped"]) == 1 and f"nq-ray pid {first.pid}" in info["stopped"][0]
-        alive = [p for p in left if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
-        assert not alive
+        assert not [p for p in left if _running(p)]
     finally:
         second.stdin.close()
         second.wait(timeout=60)
