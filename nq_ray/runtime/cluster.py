@@ -493,7 +493,11 @@ def connect(
     auth, source, stopped = False, None, []
     if address is None:
         stopped = clean_stale_sessions(settings)
-        auth, source = _prepare_local(settings, kwargs, dashboard)
+        try:
+            auth, source = _prepare_local(settings, kwargs, dashboard)
+        except ConfigError:
+            _restore_env()
+            raise
         kwargs["num_cpus"] = num_cpus
         if dashboard is not None:
             kwargs["include_dashboard"] = dashboard
@@ -513,6 +517,7 @@ def connect(
     except Exception as exc:
         from ray.exceptions import AuthenticationError
 
+        _restore_env()
         if isinstance(exc, AuthenticationError):
             raise ConfigError(f"Ray refused this process's token: {exc.message}", address=address) from None
         raise

@@ -433,3 +433,21 @@ def test_the_next_local_start_stops_the_ray_a_killed_owner_left(tmp_path: Path) 
                 psutil.Process(pid).kill()
         for d in dirs:
             shutil.rmtree(d, ignore_errors=True)
+
+
+def test_a_local_ray_beyond_loopback_without_auth_is_refused(tmp_path: Path) -> None:
+    code = (
+        "import sys; from nq_ray.config import Settings; from nq_ray.runtime.cluster import connect;"
+        "ray = {'auth': 'disabled', 'host': '192.0.2.10'};"
+        "connect(settings=Settings(data={'data_dir': sys.argv[1]}, ray=ray))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_clean_env(tmp_path),
+    )
+
+    assert out.returncode != 0
+    assert "refusing to start Ray on 192.0.2.10 with token auth disabled" in out.stderr, out.stderr[-2000:]
