@@ -78,20 +78,19 @@ def _block_remote_hosts(request: pytest.FixtureRequest, monkeypatch: pytest.Monk
 
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[object]:
-    """One local Ray instance (2 CPUs) shared by every test that asks for it."""
+    """One local Ray instance (2 CPUs) shared by every test that asks for it, started as nq-ray starts one
+    (``connect``: Ray's token auth on, the token in a temp data dir, every port on loopback)."""
     import ray
+
+    from nq_ray.config import Settings
+    from nq_ray.runtime.cluster import connect, shutdown
 
     if not ray.is_initialized():
         tmp = tempfile.mkdtemp(prefix="nqr", dir="/tmp")
-        ray.init(
-            num_cpus=2,
-            include_dashboard=False,
-            log_to_driver=False,
-            _temp_dir=tmp,
-            configure_logging=False,
-        )
+        settings = Settings(data={"data_dir": f"{tmp}/data"})
+        connect(settings=settings, num_cpus=2, dashboard=False, temp_dir=tmp)
     yield ray
-    ray.shutdown()
+    shutdown()
 
 
 @pytest.fixture(scope="session")

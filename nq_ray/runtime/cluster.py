@@ -55,13 +55,15 @@ log = logging.getLogger(__name__)
 # ``shutdown`` puts them back: a later Ray in this process starts from the caller's environment.
 _saved_env: dict[str, str | None] = {}
 _saved_cluster_flag: list[bool] = []
+_session_records: list[Path] = []
 
 
 @dataclass(frozen=True)
 class Connection:
     """What ``connect`` did: ``started`` a local Ray, ``joined`` a cluster at an address, or found Ray
     ``already`` up in this process; the dashboard URL when one was started; the GCS address; whether
-    the cluster uses token ``auth`` and where the token came from (``token_source``)."""
+    the cluster uses token ``auth`` and where the token came from (``token_source``); the Rays left by
+    killed nq-ray processes that a local start stopped first (``stopped_stale``, one line each)."""
 
     started: bool
     joined: bool
@@ -71,6 +73,7 @@ class Connection:
     gcs_address: str | None = None
     auth: bool = False
     token_source: str | None = None
+    stopped_stale: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -364,6 +367,7 @@ def _record_session(settings: Settings, gcs_address: str | None, session_dir: st
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     path.write_text(json.dumps(record), encoding="utf-8")
     atexit.register(_forget_session, path)
+    _session_records.append(path)
     return path
 
 
@@ -453,6 +457,8 @@ def shutdown() -> None:
     import ray
 
     ray.shutdown()
+    while _session_records:
+        _forget_session(_session_records.pop())
     if _saved_env or _saved_cluster_flag:
         _restore_env()
 
@@ -484,9 +490,14 @@ def connect(
 
         settings = load_settings()
     kwargs: dict[str, Any] = {"namespace": namespace, "log_to_driver": False, "configure_logging": False}
-    auth, source = False, None
+    auth, source, stopped = False, None, []
     if address is None:
-        auth, source = _prepare_local(settings, kwargs, dashboard)
+        stopped = clean_stale_sessions(settings)
+        try:
+            auth, source = _prepare_local(settings, kwargs, dashboard)
+        except ConfigError:
+            _restore_env()
+            raise
         kwargs["num_cpus"] = num_cpus
         if dashboard is not None:
             kwargs["include_dashboard"] = dashboard
@@ -506,6 +517,7 @@ def connect(
     except Exception as exc:
         from ray.exceptions import AuthenticationError
 
+        _restore_env()
         if isinstance(exc, AuthenticationError):
             raise ConfigError(f"Ray refused this process's token: {exc.message}", address=address) from None
         raise
@@ -523,16 +535,15 @@ def connect(
         gcs_address=gcs,
         auth=auth,
         token_source=source,
+        stopped_stale=tuple(s.describe() for s in stopped),
     )
 
 
 def _prepare_local(
     settings: Settings, kwargs: dict[str, Any], dashboard: bool | None
 ) -> tuple[bool, str | None]:
-    """Stale Rays of this data dir stopped, auth, node IP and ports set for a local start; (auth, token
-    file)."""
+    """Auth, node IP and ports set for a local start; (auth, token file)."""
     rs = settings.ray
-    clean_stale_sessions(settings)
     loopback = is_loopback(rs.host)
     if rs.auth == "disabled" and not loopback:
         raise ConfigError(

@@ -131,7 +131,7 @@ HEAD = textwrap.dedent(
             continue
         listening += [[p.name(), c.laddr.ip, c.laddr.port] for c in conns if c.status == psutil.CONN_LISTEN]
     print(json.dumps({"gcs": conn.gcs_address, "auth": conn.auth, "pids": [p.pid for p in procs],
-                      "listening": listening}), flush=True)
+                      "listening": listening, "stopped": conn.stopped_stale}), flush=True)
     sys.stdin.readline()
     ray.kill(actor)
     cluster.shutdown()
@@ -362,6 +362,15 @@ def test_ray_settings_default_to_token_auth_on_loopback_with_free_ports() -> Non
     )
 
 
+def _running(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 def test_a_ray_left_by_a_killed_owner_is_found_and_stopped(tmp_path: Path) -> None:
     import psutil
 
@@ -389,12 +398,56 @@ def test_a_ray_left_by_a_killed_owner_is_found_and_stopped(tmp_path: Path) -> No
         stopped = clean_stale_sessions(settings)
 
         assert [s.owner_pid for s in stopped] == [owner.pid]
-        assert not [
-            p for p in stale[0].pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
-        ]
+        assert not [p for p in stale[0].pids if _running(p)]
         assert stale_sessions(settings) == [] and not list((data / "ray_sessions").glob("*.json"))
     finally:
         for pid in info["pids"]:  # whatever is left of this test's own Ray
             with contextlib.suppress(psutil.Error):
                 psutil.Process(pid).kill()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_the_next_local_start_stops_the_ray_a_killed_owner_left(tmp_path: Path) -> None:
+    import psutil
+
+    data = tmp_path / "data"
+    env = _clean_env(tmp_path)
+    dirs = [tempfile.mkdtemp(prefix="nqh", dir="/tmp") for _ in range(2)]
+    run = [sys.executable, "-c", HEAD, str(data)]
+    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.DEVNULL, "text": True}
+    first = subprocess.Popen([*run, dirs[0]], env=env, **pipes)  # type: ignore[call-overload]
+    left = json.loads(first.stdout.readline())["pids"]
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    second = subprocess.Popen([*run, dirs[1]], env=env, **pipes)  # type: ignore[call-overload]
+    try:
+        info = json.loads(second.stdout.readline())
+
+        assert len(info["stopped"]) == 1 and f"nq-ray pid {first.pid}" in info["stopped"][0]
+        assert not [p for p in left if _running(p)]
+    finally:
+        second.stdin.close()
+        second.wait(timeout=60)
+        for pid in left:
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(pid).kill()
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def test_a_local_ray_beyond_loopback_without_auth_is_refused(tmp_path: Path) -> None:
+    code = (
+        "import sys; from nq_ray.config import Settings; from nq_ray.runtime.cluster import connect;"
+        "ray = {'auth': 'disabled', 'host': '192.0.2.10'};"
+        "connect(settings=Settings(data={'data_dir': sys.argv[1]}, ray=ray))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_clean_env(tmp_path),
+    )
+
+    assert out.returncode != 0
+    assert "refusing to start Ray on 192.0.2.10 with token auth disabled" in out.stderr, out.stderr[-2000:]

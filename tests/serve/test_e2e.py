@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -235,7 +236,7 @@ def test_schemathesis_finds_no_server_error(app: Running) -> None:
 def test_mcp_over_stdio_lists_and_calls_every_tool(app: Running, ray_session: Any, tmp_path: Path) -> None:
     env = {
         "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address,
-        "RAY_AUTH_MODE": "disabled",
+        "RAY_AUTH_TOKEN_PATH": os.environ["RAY_AUTH_TOKEN_PATH"],  # ray_session's token (cluster.connect)
         "RAY_USAGE_STATS_ENABLED": "0",
         "NQ_DATA__DATA_DIR": str(tmp_path / "stdio-data"),
         "PATH": "/usr/bin:/bin",
