@@ -37,6 +37,8 @@ def api_deployment(settings: Settings | None = None, **app_kwargs: Any) -> Any:
         ray_actor_options={"num_cpus": settings.serve.replica_num_cpus},
         max_ongoing_requests=200,
         health_check_period_s=10,
+        graceful_shutdown_wait_loop_s=0.5,
+        graceful_shutdown_timeout_s=2,
     )
     @serve.ingress(_builder(settings, app_kwargs))
     class NQApi:

@@ -53,6 +53,8 @@ def ui_deployment(settings: Settings | None = None, api_url: str | None = None) 
         ray_actor_options={"num_cpus": settings.serve.replica_num_cpus},
         max_ongoing_requests=100,
         health_check_period_s=10,
+        graceful_shutdown_wait_loop_s=0.5,
+        graceful_shutdown_timeout_s=2,
     )
     @serve.ingress(_builder(api_url or api_url_for(settings), token))
     class NQUi:
@@ -61,15 +63,19 @@ def ui_deployment(settings: Settings | None = None, api_url: str | None = None) 
     return NQUi.bind()
 
 
-def deploy_ui(settings: Settings, api_url: str | None = None) -> str:
-    """Deploy (or update) ``nq-ui`` at ``/ui`` on the running Serve instance; its URL."""
+def deploy_ui(settings: Settings, api_url: str | None = None, *, blocking: bool = True) -> str:
+    """Deploy (or update) ``nq-ui`` at ``/ui`` on the running Serve instance; its URL. With
+    ``blocking=False`` it returns once Serve has the app, without waiting for the replica (Gradio takes
+    seconds to import): ``nq-ray up`` answers ``/health`` meanwhile and ``/ui/`` a little later."""
+    from ray.serve.api import _run
     from ray.serve.schema import LoggingConfig
 
-    serve.run(
+    _run(
         ui_deployment(settings, api_url),
         name=UI_APP_NAME,
         route_prefix=UI_ROUTE_PREFIX,
         logging_config=LoggingConfig(log_level="WARNING", enable_access_log=False),
+        _blocking=blocking,
     )
     return api_url_for(settings) + UI_ROUTE_PREFIX + "/"
 
