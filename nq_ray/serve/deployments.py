@@ -19,16 +19,22 @@ APP_NAME = "nq"
 DEPLOYMENT_NAME = "NQApi"
 
 
-def _builder(settings: Settings, app_kwargs: dict[str, Any]) -> Any:
+def _builder(settings: Settings, app_kwargs: dict[str, Any], ui_on_demand: bool = False) -> Any:
     def make() -> Any:
-        return build_app(settings, **app_kwargs)
+        app = build_app(settings, **app_kwargs)
+        if ui_on_demand:
+            from nq_ray.serve.ui_app import UiOnDemand
+
+            return UiOnDemand(app, settings)
+        return app
 
     return make
 
 
-def api_deployment(settings: Settings | None = None, **app_kwargs: Any) -> Any:
+def api_deployment(settings: Settings | None = None, *, ui_on_demand: bool = False, **app_kwargs: Any) -> Any:
     """The bound deployment: ``serve.api_replicas`` replicas of ``serve.replica_num_cpus`` CPUs each;
-    ``app_kwargs`` go to ``build_app`` in each replica (cors_origins, mcp_responses, actor names)."""
+    ``app_kwargs`` go to ``build_app`` in each replica (cors_origins, mcp_responses, actor names). With
+    ``ui_on_demand`` the web UI app is deployed on the first visit to ``/ui`` (``UiOnDemand``)."""
     settings = settings or load_settings()
 
     @serve.deployment(
@@ -40,7 +46,7 @@ def api_deployment(settings: Settings | None = None, **app_kwargs: Any) -> Any:
         graceful_shutdown_wait_loop_s=0.5,
         graceful_shutdown_timeout_s=2,
     )
-    @serve.ingress(_builder(settings, app_kwargs))
+    @serve.ingress(_builder(settings, app_kwargs, ui_on_demand))
     class NQApi:
         """Ingress replica: REST API, WebSocket, health, metrics and MCP at /mcp/."""
 

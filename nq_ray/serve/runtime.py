@@ -289,8 +289,11 @@ def check_ports(settings: Settings, ports: InstancePorts) -> None:
         err = _bindable(port, "0.0.0.0" if host in ("0.0.0.0", "*") else host)
         if err is not None:
             why = "is in use" if err.errno == errno.EADDRINUSE else f"cannot be bound ({err.strerror})"
+            holder = _holder(port)
+            if "haproxy" in holder:
+                holder += ", an HAProxy left by an earlier Ray Serve run"
             raise ConfigError(
-                f"port {port} ({what}) {why}{_holder(port)}; stop that or change {setting}",
+                f"port {port} ({what}) {why}{holder}; stop that or change {setting}",
                 port=port,
                 setting=setting.split(":")[0],
             )
@@ -351,6 +354,18 @@ def claim_run_dir(instance: Instance, echo: Callable[[str], None] = print) -> No
             }
         )
     )
+
+
+def release_run_dir(instance: Instance) -> None:
+    """Remove the run directory (HAProxy's files, the wrapper, ``up.json``) when it is still ours."""
+    import shutil
+
+    try:
+        if json.loads(instance.pid_file.read_text()).get("pid") != os.getpid():
+            return
+    except (OSError, ValueError):
+        return
+    shutil.rmtree(instance.run_dir, ignore_errors=True)
 
 
 def instance_env(settings: Settings, instance: Instance) -> dict[str, str]:
@@ -444,9 +459,9 @@ def start_actors(settings: Settings) -> tuple[Any, Any]:
     return broker, registry
 
 
-def deploy(settings: Settings, **app_kwargs: Any) -> None:
+def deploy(settings: Settings, *, ui_on_demand: bool = False, **app_kwargs: Any) -> None:
     """Deploy (or update) the ``nq`` Serve application on ``serve.host:serve.port`` (``app_kwargs`` go
-    to ``build_app`` in each replica)."""
+    to ``build_app`` in each replica; ``ui_on_demand``: the UI starts on the first visit to ``/ui``)."""
     from ray import serve
     from ray.serve.schema import LoggingConfig
 
@@ -459,7 +474,7 @@ def deploy(settings: Settings, **app_kwargs: Any) -> None:
         logging_config=logging_config,
     )
     serve.run(
-        api_deployment(settings, **app_kwargs),
+        api_deployment(settings, ui_on_demand=ui_on_demand, **app_kwargs),
         name=APP_NAME,
         route_prefix="/",
         logging_config=logging_config,
@@ -501,16 +516,20 @@ def up(
 
     from nq_ray.logs import configure_logging
     from nq_ray.runtime.cluster import ray_address
-    from nq_ray.serve.ui_app import deploy_ui
+    from nq_ray.serve.ui_app import UI_ROUTE_PREFIX, api_url_for, deploy_ui
 
     check_bind(settings)
     configure_logging(settings, fmt="text")
     instance: Instance | None = None
     if ray_address() is None:  # a local Ray: this instance's ports and files, checked before it starts
         instance = plan_instance(settings)
-        check_ports(settings, instance.ports)
-        claim_run_dir(instance, echo)
-        os.environ.update(instance_env(settings, instance))
+        claim_run_dir(instance, echo)  # first: a stale HAProxy of this run dir may hold our port
+        try:
+            check_ports(settings, instance.ports)
+            os.environ.update(instance_env(settings, instance))
+        except BaseException:
+            release_run_dir(instance)
+            raise
     stopper = Stopper(instance, echo)
     stopper.install()
     feed: MarkRefresher | None = None
@@ -523,15 +542,16 @@ def up(
         with _timed(steps, "actors"):
             broker, _registry = start_actors(settings)
         with _timed(steps, "api"):
-            deploy(settings)
-        with _timed(steps, "ui"):
-            ui_url = deploy_ui(settings, blocking=once)
-        where = {"ui": ui_url, **urls(settings, info["dashboard_url"])}
+            deploy(settings, ui_on_demand=not once)
+        if once:  # the smoke test starts the UI too
+            with _timed(steps, "ui"):
+                deploy_ui(settings)
+        where = {"ui": api_url_for(settings) + UI_ROUTE_PREFIX + "/", **urls(settings, info["dashboard_url"])}
         ray_where = "joined " + os.environ.get("RAY_ADDRESS", "") if info["joined"] else "local Ray"
         took = ", ".join(f"{k} {v:.1f} s" for k, v in steps.items())
         echo(f"nq-ray is up ({ray_where}) in {sum(steps.values()):.1f} s ({took})")
         for k, v in where.items():
-            echo(f"  {k:<14}{v}" + (" (starting)" if k == "ui" and not once else ""))
+            echo(f"  {k:<14}{v}" + (" (starts on the first visit)" if k == "ui" and not once else ""))
         if instance is not None:
             for line in instance.ports.banner():
                 echo(f"  {'ports':<14}{line}")
@@ -694,9 +714,7 @@ class Stopper:
     def _release(self) -> None:
         with self._lock:
             if self.instance is not None:
-                with contextlib.suppress(OSError):
-                    if json.loads(self.instance.pid_file.read_text()).get("pid") == os.getpid():
-                        self.instance.pid_file.unlink()
+                release_run_dir(self.instance)
 
 
 class MarkRefresher:
