@@ -12,8 +12,6 @@ from ray import serve
 
 from nq_ray.config import Settings, load_settings
 from nq_ray.errors import ConfigError
-from nq_ray.serve.app import build_app
-from nq_ray.serve.mcp_http import MCP_RESPONSES
 
 APP_NAME = "nq"
 DEPLOYMENT_NAME = "NQApi"
@@ -21,6 +19,8 @@ DEPLOYMENT_NAME = "NQApi"
 
 def _builder(settings: Settings, app_kwargs: dict[str, Any], ui_on_demand: bool = False) -> Any:
     def make() -> Any:
+        from nq_ray.serve.app import build_app  # here, in the replica: the driver need not import it
+
         app = build_app(settings, **app_kwargs)
         if ui_on_demand:
             from nq_ray.serve.ui_app import UiOnDemand
@@ -67,6 +67,8 @@ def app_builder(args: dict[str, Any] | None = None) -> Any:
 
 
 def _mcp_responses(value: Any) -> Any:
+    from nq_ray.serve.mcp_http import MCP_RESPONSES
+
     if value not in MCP_RESPONSES:
         raise ConfigError(
             f"serve config args.mcp_responses must be one of {', '.join(MCP_RESPONSES)}, not {value!r}",
