@@ -598,13 +598,19 @@ class Stopper:
         self._stop = threading.Event()
         self._stopping = False
         self.serving = False
+        self._previous: dict[int, Any] = {}
         self._lock = threading.Lock()
 
     def install(self) -> None:
         if threading.current_thread() is not threading.main_thread():
-            return  # signal handlers can only be set from the main thread (tests drive ``up`` there)
+            return  # signal handlers can only be set from the main thread
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self._on_signal)
+            self._previous[sig] = signal.signal(sig, self._on_signal)
+
+    def _restore(self) -> None:
+        for sig, handler in self._previous.items():
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(sig, handler)
 
     def remember_session(self) -> None:
         with contextlib.suppress(Exception):
@@ -616,7 +622,7 @@ class Stopper:
     def _on_signal(self, signum: int, _frame: Any) -> None:
         if self._stopping:
             self.echo("second interrupt: killing what is left")
-            self.hard_stop()
+            self.hard_stop(exit_code=130)
         first = not self._stop.is_set()
         self._stop.set()
         if first and not self.serving:
@@ -652,8 +658,9 @@ class Stopper:
         while not done.wait(0.1):
             if time.monotonic() > deadline:
                 self.echo(f"clean stop took over {STOP_DEADLINE_S:g} s: killing what is left")
-                self.hard_stop()
+                self.hard_stop(exit_code=0)  # everything is stopped all the same
         self._release()
+        self._restore()
 
     def _stop_serve(self, ray: Any) -> None:
         if not ray.is_initialized():
@@ -672,12 +679,16 @@ class Stopper:
         if client is not None:
             client.shutdown(timeout_s=SERVE_SHUTDOWN_TIMEOUT_S)
 
-    def hard_stop(self) -> None:
-        """Kill every process of this instance now and exit 130."""
+    def hard_stop(self, exit_code: int = 130) -> None:
+        """Kill every process of this instance now and exit (``os._exit``: Ray's own exit hooks would
+        wait on the processes just killed)."""
         with contextlib.suppress(Exception):
             self._kill(self._processes())
         self._release()
-        os._exit(130)
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(exit_code)
 
     def _processes(self) -> list[Any]:
         """This process's descendants (Ray's GCS, raylet, workers, HAProxy), the processes that name the
