@@ -161,18 +161,19 @@ def run_dir_for(settings: Settings) -> Path:
 
 
 def _private_dir(path: Path) -> None:
-    """Create ``path`` (and its parents) mode 0700, or check that an existing one is ours and private."""
-    for p in (path.parent, path):
-        with contextlib.suppress(FileExistsError):
-            p.mkdir(mode=0o700)
-        st = p.lstat()
-        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
-            raise ConfigError(
-                f"{p} exists and is not a directory of this user; remove it or set NQ_SERVE__RUN_DIR",
-                field="serve.run_dir",
-            )
-        if stat.S_IMODE(st.st_mode) != 0o700:
-            p.chmod(0o700)
+    """Create ``path`` mode 0700, or check that the existing one is a directory of this user (not a
+    link) and make it 0700. Its parent is created when missing, and left as it is otherwise."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    st = path.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        raise ConfigError(
+            f"{path} exists and is not a directory of this user; remove it or set NQ_SERVE__RUN_DIR",
+            field="serve.run_dir",
+        )
+    if stat.S_IMODE(st.st_mode) != 0o700:
+        path.chmod(0o700)
 
 
 def _alive(pid: int) -> bool:
@@ -232,6 +233,26 @@ def _free_block(avoid: set[int], size: int = REPLICA_PORT_BLOCK, first: int = 30
             return lo, lo + size - 1
         lo = taken + 1
     raise ConfigError("no free block of replica ports", field="serve.replica_port_min")  # pragma: no cover
+
+
+@contextlib.contextmanager
+def planning_lock(settings: Settings) -> Iterator[None]:
+    """An exclusive lock on the run directories' parent while an instance picks its ports and registers
+    them (``up.json``), so the next one sees them."""
+    import fcntl
+
+    run_dir = run_dir_for(settings)
+    parent = run_dir.parent
+    if settings.serve.run_dir is None:
+        _private_dir(parent)  # <tmp>/nq-ray-<uid>: ours, 0700
+    else:
+        parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(parent / ".plan.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def plan_instance(settings: Settings) -> Instance:
@@ -522,8 +543,9 @@ def up(
     configure_logging(settings, fmt="text")
     instance: Instance | None = None
     if ray_address() is None:  # a local Ray: this instance's ports and files, checked before it starts
-        instance = plan_instance(settings)
-        claim_run_dir(instance, echo)  # first: a stale HAProxy of this run dir may hold our port
+        with planning_lock(settings):  # two `up` starting at once must not pick the same replica block
+            instance = plan_instance(settings)
+            claim_run_dir(instance, echo)  # first: a stale HAProxy of this run dir may hold our port
         try:
             check_ports(settings, instance.ports)
             os.environ.update(instance_env(settings, instance))

@@ -9,8 +9,12 @@ stopped and A still answers with its own data, B's port with nothing.
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -37,6 +41,10 @@ def pair() -> Iterator[tuple[UpInstance, UpInstance]]:
         b.kill()
 
 
+def _run_dir(inst: UpInstance) -> Path:
+    return Path(tempfile.gettempdir()) / f"nq-ray-{os.getuid()}" / str(inst.port)
+
+
 def _post(inst: UpInstance, path: str, body: dict[str, Any]) -> httpx.Response:
     return httpx.post(inst.base + path, json=body, headers=inst.headers, timeout=30)
 
@@ -56,6 +64,8 @@ def test_two_instances_have_separate_ports_and_each_its_own_order(
     sa, sb = a.snapshot(), b.snapshot()
     assert not set(sa.listening) & set(sb.listening), (sa.listening, sb.listening)
     assert 8500 not in sa.listening and 8500 not in sb.listening
+    blocks = [json.loads((_run_dir(i) / "up.json").read_text())["replicas"] for i in (a, b)]
+    assert not set(range(blocks[0][0], blocks[0][1] + 1)) & set(range(blocks[1][0], blocks[1][1] + 1))
     for inst, symbol in ((a, "NQ"), (b, "ES")):
         r = _post(inst, "/api/tools/place_order", {"symbol": symbol, "side": "buy", "contracts": 1})
         assert r.status_code == 200 and r.json()["order"]["status"] == "filled", r.text

@@ -168,6 +168,10 @@ def test_up_is_healthy_fast_and_ctrl_c_leaves_nothing_behind(presses: int) -> No
         hap = [pid for pid, name in snap.processes.items() if name == "haproxy"]
         assert hap, snap.processes
         assert all(v.startswith("127.0.0.1 ") for p, v in snap.listening.items() if "haproxy" in v)
+        run_dir = Path(tempfile.gettempdir()) / f"nq-ray-{os.getuid()}" / str(inst.port)
+        sockets = list(run_dir.glob("haproxy/*/admin.sock"))
+        assert len(sockets) == 1 and stat.S_IMODE(sockets[0].stat().st_mode) == 0o600
+        assert stat.S_IMODE(run_dir.stat().st_mode) == 0o700
         inst.interrupt(times=presses)
         stop_s = inst.wait_exit(timeout_s=60)
         alive, ports = inst.leftovers(timeout_s=2)
