@@ -31,6 +31,7 @@ from nq_ray.config import Settings
 from nq_ray.errors import ConfigError
 
 APP_NAME = "nq"
+BROKER_NAME = "paper_broker"  # the default of ``build_app`` / ``Runtime``
 MARK_INTERVAL_S = 15.0
 log = logging.getLogger(__name__)
 LOOPBACK_NAMES = ("localhost",)
@@ -536,7 +537,7 @@ def up(
     import ray
 
     from nq_ray.logs import configure_logging
-    from nq_ray.runtime.cluster import ray_address
+    from nq_ray.runtime.cluster import find_actor, ray_address
     from nq_ray.serve.ui_app import UI_ROUTE_PREFIX, api_url_for, deploy_ui
 
     check_bind(settings)
@@ -561,10 +562,11 @@ def up(
             info = start_ray(settings, dashboard=settings.serve.dashboard and not once)
         stopper.joined = info["joined"]
         stopper.remember_session()
-        with _timed(steps, "actors"):
-            broker, _registry = start_actors(settings)
+        # The API replicas create the broker and registry actors as they build the app (get or
+        # create, by name), so this process never imports their code (about 100 MB here).
         with _timed(steps, "api"):
             deploy(settings, ui_on_demand=not once)
+        broker = find_actor(BROKER_NAME)
         if once:  # the smoke test starts the UI too
             with _timed(steps, "ui"):
                 deploy_ui(settings)
@@ -583,8 +585,9 @@ def up(
             echo("  auth          bearer token required (NQ_MCP__AUTH_TOKEN)")
         if not once:
             echo("Ctrl-C stops it.")
-            feed = MarkRefresher(broker)
-            feed.start()
+            if broker is not None:
+                feed = MarkRefresher(broker)
+                feed.start()
             (wait or stopper.wait)()
         return where
     except KeyboardInterrupt:  # Ctrl-C while starting
