@@ -205,11 +205,17 @@ class UpInstance:
                         alive.append(f"{pid} {name}")
                 except psutil.NoSuchProcess:
                     continue
-            alive += [f"{p.pid} {p.name()}" for p in self._processes() if p.pid not in self._seen]
+            current = {p.pid for p in self._processes()}
+            alive += [f"{pid} (new)" for pid in current - set(self._seen)]
+            ours = current | {int(a.split()[0]) for a in alive}
+            # a port this instance listened on, still listened on by one of its processes (or by a
+            # process this user may not see); another Ray on the host may take Ray's fixed ports
             ports = sorted(
                 f"{c.laddr.ip}:{c.laddr.port}"
                 for c in psutil.net_connections(kind="tcp")
-                if c.status == psutil.CONN_LISTEN and c.laddr.port in self._ports | {self.port}
+                if c.status == psutil.CONN_LISTEN
+                and c.laddr.port in self._ports | {self.port}
+                and (c.pid is None or c.pid in ours or c.laddr.port == self.port)
             )
             return alive, ports
 
