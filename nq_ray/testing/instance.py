@@ -11,7 +11,9 @@ instance's Ray temp dir (a worker re-parented to init after its raylet died).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -230,7 +232,8 @@ class UpInstance:
         return remaining()
 
     def kill(self) -> None:
-        """Hard clean-up after a test: SIGKILL every process of the instance still alive."""
+        """Hard clean-up after a test: SIGKILL every process of the instance still alive, then remove
+        its run dir and Ray temp dir (its log, ``up.log``, stays in ``root``)."""
         procs = self._processes()
         for pid, (created, _name) in self._seen.items():
             try:
@@ -245,6 +248,12 @@ class UpInstance:
             except psutil.Error:
                 continue
         psutil.wait_procs(procs, timeout=10)
+        # what a killed `up` could not remove: its run dir (if still its own), Ray's session files
+        run_dir = Path(tempfile.gettempdir()) / f"nq-ray-{os.getuid()}" / str(self.port)
+        with contextlib.suppress(OSError, ValueError):
+            if self.proc and json.loads((run_dir / "up.json").read_text())["pid"] == self.proc.pid:
+                shutil.rmtree(run_dir, ignore_errors=True)
+        shutil.rmtree(self.ray_tmp, ignore_errors=True)
 
     def __enter__(self) -> UpInstance:
         return self.start()
