@@ -123,15 +123,21 @@ def up(
     replicas: Annotated[
         int | None, typer.Option(help="API/MCP replicas (default serve.api_replicas)")
     ] = None,
+    dashboard: Annotated[
+        bool | None,
+        typer.Option("--dashboard/--no-dashboard", help="the Ray dashboard (default serve.dashboard, off)"),
+    ] = None,
 ) -> None:
     """Start (or join, with RAY_ADDRESS) Ray, the broker and tool-registry actors and the Serve app (HTTP API,
-    WebSocket, MCP at /mcp/); print the URLs; Ctrl-C shuts down cleanly. Refuses to listen beyond loopback
-    without NQ_MCP__AUTH_TOKEN."""
+    WebSocket, MCP at /mcp/) and the web UI; print the URLs and every port; Ctrl-C stops everything (a
+    second Ctrl-C at once). Refuses to listen beyond loopback without NQ_MCP__AUTH_TOKEN, and a port
+    that is taken (which one, and the setting that changes it)."""
     from nq_ray.config import load_settings
     from nq_ray.serve.runtime import check_bind
     from nq_ray.serve.runtime import up as run_up
 
-    patch = {k: v for k, v in {"host": host, "port": port, "api_replicas": replicas}.items() if v is not None}
+    given = {"host": host, "port": port, "api_replicas": replicas, "dashboard": dashboard}
+    patch = {k: v for k, v in given.items() if v is not None}
     settings = load_settings()
     if patch:  # validated like any other setting (ConfigError naming the key)
         settings = load_settings(serve=settings.serve.model_dump() | patch)

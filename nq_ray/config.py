@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from nq_ray.errors import ConfigError, PathNotAllowedError
@@ -216,6 +224,33 @@ class ServeSettings(_Section):
         ge=1024,
         description="largest request body in bytes (REST, MCP, config PATCH); a larger one gets a 413",
     )
+    proxy_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Serve's internal HTTP proxy (HAProxy's fallback, Serve's 8500); unset = a free port",
+    )
+    replica_port_min: int | None = Field(
+        default=None,
+        ge=1024,
+        le=65535 - 63,
+        description="first of the 64 ports the API/UI replicas listen on behind HAProxy; "
+        "unset = a free block",
+    )
+    haproxy_stats_port: int | None = Field(
+        default=None, ge=1, le=65535, description="HAProxy's stats page, on 127.0.0.1; unset = off"
+    )
+    haproxy_metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="HAProxy's Prometheus exporter, on 127.0.0.1; unset = off"
+    )
+    dashboard: bool = Field(
+        default=False, description="start the Ray dashboard with a local Ray (--dashboard)"
+    )
+    run_dir: Path | None = Field(
+        default=None,
+        description="per-instance runtime files (HAProxy config and admin socket, pid file), mode 0700; "
+        "unset = <tmp>/nq-ray-<uid>/<port>",
+    )
 
 
 class ToolSettings(_Section):
@@ -292,6 +327,12 @@ class Settings(BaseSettings):
     mcp: MCPSettings = Field(default_factory=MCPSettings)
     tools: ToolSettings = Field(default_factory=ToolSettings)
     ray: RaySettings = Field(default_factory=RaySettings)
+
+    @model_validator(mode="after")
+    def _serve_llm_follows_serve(self) -> Settings:
+        """The default ``serve`` LLM provider is on this instance's own host and port."""
+        self.llm.follow_serve(self.serve.host, self.serve.port)
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -70,3 +70,42 @@ def test_config_and_status_never_print_a_url_password(monkeypatch) -> None:
     status = runner.invoke(app, ["status", "--at", "2026-03-09T10:00-04:00"])
     assert status.exit_code == 0, status.output
     assert "s3cret" not in status.output and "store=postgresql+asyncpg://nq:***@db.internal" in status.output
+
+
+def test_up_on_a_port_in_use_is_one_line_and_exit_2_before_ray_starts() -> None:
+    """A real ``nq-ray up`` (subprocess: it must not start Ray in this process) against a held port."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    from nq_ray.testing.instance import ROOT
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("NQ_", "RAY_"))}
+        env.update(
+            PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "ui")]),
+            NQ_DATA__DATA_DIR=tempfile.mkdtemp(prefix="nqcli"),
+            RAY_TMPDIR=tempfile.mkdtemp(prefix="nqr", dir="/tmp"),
+        )
+        t0 = time.monotonic()
+        out = subprocess.run(
+            [sys.executable, "-m", "nq_ray.cli", "up", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    took = time.monotonic() - t0
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert out.stderr.strip().splitlines() == [
+        f"error [invalid_config]: port {port} (HTTP (HAProxy)) is in use by python (pid {os.getpid()}); "
+        "stop that or change serve.port: --port or NQ_SERVE__PORT"
+    ]
+    assert "Traceback" not in out.stdout and took < 20  # no Ray was started (that alone takes seconds)

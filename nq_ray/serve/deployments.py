@@ -12,23 +12,29 @@ from ray import serve
 
 from nq_ray.config import Settings, load_settings
 from nq_ray.errors import ConfigError
-from nq_ray.serve.app import build_app
-from nq_ray.serve.mcp_http import MCP_RESPONSES
 
 APP_NAME = "nq"
 DEPLOYMENT_NAME = "NQApi"
 
 
-def _builder(settings: Settings, app_kwargs: dict[str, Any]) -> Any:
+def _builder(settings: Settings, app_kwargs: dict[str, Any], ui_on_demand: bool = False) -> Any:
     def make() -> Any:
-        return build_app(settings, **app_kwargs)
+        from nq_ray.serve.app import build_app  # here, in the replica: the driver need not import it
+
+        app = build_app(settings, **app_kwargs)
+        if ui_on_demand:
+            from nq_ray.serve.ui_app import UiOnDemand
+
+            return UiOnDemand(app, settings)
+        return app
 
     return make
 
 
-def api_deployment(settings: Settings | None = None, **app_kwargs: Any) -> Any:
+def api_deployment(settings: Settings | None = None, *, ui_on_demand: bool = False, **app_kwargs: Any) -> Any:
     """The bound deployment: ``serve.api_replicas`` replicas of ``serve.replica_num_cpus`` CPUs each;
-    ``app_kwargs`` go to ``build_app`` in each replica (cors_origins, mcp_responses, actor names)."""
+    ``app_kwargs`` go to ``build_app`` in each replica (cors_origins, mcp_responses, actor names). With
+    ``ui_on_demand`` the web UI app is deployed on the first visit to ``/ui`` (``UiOnDemand``)."""
     settings = settings or load_settings()
 
     @serve.deployment(
@@ -37,8 +43,10 @@ def api_deployment(settings: Settings | None = None, **app_kwargs: Any) -> Any:
         ray_actor_options={"num_cpus": settings.serve.replica_num_cpus},
         max_ongoing_requests=200,
         health_check_period_s=10,
+        graceful_shutdown_wait_loop_s=0.5,
+        graceful_shutdown_timeout_s=2,
     )
-    @serve.ingress(_builder(settings, app_kwargs))
+    @serve.ingress(_builder(settings, app_kwargs, ui_on_demand))
     class NQApi:
         """Ingress replica: REST API, WebSocket, health, metrics and MCP at /mcp/."""
 
@@ -59,6 +67,8 @@ def app_builder(args: dict[str, Any] | None = None) -> Any:
 
 
 def _mcp_responses(value: Any) -> Any:
+    from nq_ray.serve.mcp_http import MCP_RESPONSES
+
     if value not in MCP_RESPONSES:
         raise ConfigError(
             f"serve config args.mcp_responses must be one of {', '.join(MCP_RESPONSES)}, not {value!r}",

@@ -11,6 +11,7 @@ open the API to people who could not call it.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from ray import serve
@@ -53,6 +54,8 @@ def ui_deployment(settings: Settings | None = None, api_url: str | None = None) 
         ray_actor_options={"num_cpus": settings.serve.replica_num_cpus},
         max_ongoing_requests=100,
         health_check_period_s=10,
+        graceful_shutdown_wait_loop_s=0.5,
+        graceful_shutdown_timeout_s=2,
     )
     @serve.ingress(_builder(api_url or api_url_for(settings), token))
     class NQUi:
@@ -61,17 +64,75 @@ def ui_deployment(settings: Settings | None = None, api_url: str | None = None) 
     return NQUi.bind()
 
 
-def deploy_ui(settings: Settings, api_url: str | None = None) -> str:
-    """Deploy (or update) ``nq-ui`` at ``/ui`` on the running Serve instance; its URL."""
+def deploy_ui(settings: Settings, api_url: str | None = None, *, blocking: bool = True) -> str:
+    """Deploy (or update) ``nq-ui`` at ``/ui`` on the running Serve instance; its URL. With
+    ``blocking=False`` it returns once Serve has the app, without waiting for the replica (Gradio takes
+    seconds to import): ``nq-ray up`` answers ``/health`` meanwhile and ``/ui/`` a little later."""
+    from ray.serve.api import _run
     from ray.serve.schema import LoggingConfig
 
-    serve.run(
+    _run(
         ui_deployment(settings, api_url),
         name=UI_APP_NAME,
         route_prefix=UI_ROUTE_PREFIX,
         logging_config=LoggingConfig(log_level="WARNING", enable_access_log=False),
+        _blocking=blocking,
     )
     return api_url_for(settings) + UI_ROUTE_PREFIX + "/"
+
+
+STARTING_PAGE = (
+    b"<!doctype html><html><head><meta http-equiv='refresh' content='3'><title>nq-ray</title></head>"
+    b"<body><p>The nq-ray web UI is starting; this page reloads itself.</p></body></html>"
+)
+
+
+class UiOnDemand:
+    """The API app, plus the UI started on its first visit (``nq-ray up``): a request for ``/ui`` reaches
+    the API app only while no ``nq-ui`` app serves that route; it deploys ``nq-ui`` (once per replica,
+    in a thread, not waiting for its replica) and answers 503 with ``Retry-After`` and a page that
+    reloads itself. Everything else, lifespan included, goes to the API app unchanged. The UI's replica
+    (Gradio, about 270 MB) is then only there for people who open it."""
+
+    def __init__(self, app: Any, settings: Settings) -> None:
+        self.app, self.settings = app, settings
+        self._started = threading.Event()
+        self._lock = threading.Lock()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._started.is_set():
+                return
+            self._started.set()
+        threading.Thread(target=self._deploy, name="nq-ui-deploy", daemon=True).start()
+
+    def _deploy(self) -> None:
+        try:
+            deploy_ui(self.settings, blocking=False)
+        except Exception:  # the next visit tries again
+            import logging
+
+            logging.getLogger(__name__).exception("starting the web UI failed")
+            self._started.clear()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and (path == UI_ROUTE_PREFIX or path.startswith(UI_ROUTE_PREFIX + "/")):
+            self._start()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 503,
+                    "headers": [
+                        (b"content-type", b"text/html; charset=utf-8"),
+                        (b"retry-after", b"3"),
+                        (b"cache-control", b"no-store"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": STARTING_PAGE})
+            return
+        await self.app(scope, receive, send)
 
 
 def app_builder(args: dict[str, Any] | None = None) -> Any:

@@ -132,12 +132,24 @@ class RulesConfig(_Section):
     lookback_bars: int = Field(default=600, ge=60)
 
 
+SERVE_LLM_PATH = "/llm/v1"
+DEFAULT_SERVE_URL = "http://127.0.0.1:8000" + SERVE_LLM_PATH
+
+
+def serve_llm_url(host: str, port: int) -> str:
+    """The LLM app of the Serve instance at ``host:port`` (a wildcard host is reached on loopback)."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "*") else host
+    if ":" in shown and not shown.startswith("["):
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}{SERVE_LLM_PATH}"
+
+
 def _default_providers() -> list[ProviderConfig]:
     return [
         ProviderConfig(
             name="serve",
             kind="serve",
-            base_url="http://127.0.0.1:8000/llm/v1",
+            base_url=DEFAULT_SERVE_URL,
             model="qwen2.5-1.5b-instruct",
             priority=10,
             timeout_s=30,
@@ -253,6 +265,13 @@ class LLMConfig(_Section):
                         f"the rules analyst {r.name!r} must be last: give it a priority above {worst}"
                     )
         return self
+
+    def follow_serve(self, host: str, port: int) -> None:
+        """Point every ``serve`` provider still on the default URL (not given in ``base_urls`` either) at
+        the Serve instance on ``host:port``; ``Settings`` calls it with ``serve.host``/``serve.port``."""
+        for p in self.providers:
+            if p.kind == "serve" and p.base_url == DEFAULT_SERVE_URL and p.name not in self.base_urls:
+                p.base_url = serve_llm_url(host, port)
 
     def resolved(self) -> list[ProviderConfig]:
         """The providers with the per-name key/URL/model overrides applied; the rules analyst is appended
