@@ -464,8 +464,13 @@ def start_ray(
     from nq_ray.runtime.cluster import connect
 
     use_fast_ingress(fast_ingress)
-    conn = connect(address, num_cpus=num_cpus, dashboard=dashboard, temp_dir=temp_dir)
-    return {"joined": not conn.started, "dashboard_url": conn.dashboard_url}
+    conn = connect(address, settings=settings, num_cpus=num_cpus, dashboard=dashboard, temp_dir=temp_dir)
+    return {
+        "joined": not conn.started,
+        "dashboard_url": conn.dashboard_url,
+        "token_source": conn.token_source if conn.auth else None,
+        "stopped_stale": list(conn.stopped_stale),
+    }
 
 
 def start_actors(settings: Settings) -> tuple[Any, Any]:
@@ -561,6 +566,8 @@ def up(
         with _timed(steps, "ray"):
             info = start_ray(settings, dashboard=settings.serve.dashboard and not once)
         stopper.joined = info["joined"]
+        for line in info["stopped_stale"]:
+            echo(f"stopped {line}")
         stopper.remember_session()
         # The API replicas create the broker and registry actors as they build the app (get or
         # create, by name), so this process never imports their code (about 100 MB here).
@@ -579,6 +586,9 @@ def up(
         if instance is not None:
             for line in instance.ports.banner():
                 echo(f"  {'ports':<14}{line}")
+        if info["token_source"]:
+            where_token = info["token_source"]
+            echo(f"  {'ray auth':<14}token in {where_token} (joining processes and the dashboard need it)")
         if settings.mcp.auth_token is None:
             echo("  auth          none (loopback only); set NQ_MCP__AUTH_TOKEN to require a bearer token")
         else:
@@ -668,12 +678,14 @@ class Stopper:
         done = threading.Event()
 
         def clean() -> None:
+            from nq_ray.runtime.cluster import shutdown
+
             try:
                 targets = self._processes()
                 with contextlib.suppress(Exception):
                     self._stop_serve(ray)
                 with contextlib.suppress(Exception):
-                    ray.shutdown()
+                    shutdown()  # ray.shutdown(), and this process's Ray session record is forgotten
                 self._kill(targets + self._processes())
             finally:
                 done.set()
