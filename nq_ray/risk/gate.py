@@ -12,6 +12,13 @@ Rules (docs/risk.md, "Limits and the gate", has the worked examples):
   trader can always flatten; it still needs an open market and a free slot in the order-rate limit.
 * Exposure is worst-case: per symbol max(|position + order|, |position + working + order|), so
   working orders count whether they fill or not.
+* A halt (the desk's kill switch or an automatic halt, ``halt_reason``) **denies** every order that opens
+  or adds to a position (code ``halted``); orders that only reduce a position still pass, so a halted
+  account can always be flattened.
+
+Every verdict names what it was checked against: ``limits`` (the values in force) and, when the caller
+knows it, ``settings_version`` (the live settings overlay's version, ``nq_ray.store.live``), so what a
+caller shows beside a verdict is what the gate applied.
 """
 
 from __future__ import annotations
@@ -57,6 +64,10 @@ class RiskVerdict(BaseModel):
     reasons: list[RiskReason] = Field(default_factory=list)
     adjusted_contracts: int = Field(ge=0)
     requested_contracts: int = Field(ge=0)
+    limits: RiskLimits | None = Field(default=None, description="the limits this order was checked against")
+    settings_version: int | None = Field(
+        default=None, description="the live settings version those limits come from (None: not known)"
+    )
 
     @property
     def reduced(self) -> bool:
@@ -122,6 +133,8 @@ def check_order(
     mark_price: float | Mapping[str, float] | None = None,
     clock: Callable[[], datetime] | None = None,
     margins: Mapping[str, float] | None = None,
+    halt_reason: str | None = None,
+    settings_version: int | None = None,
 ) -> RiskVerdict:
     """Check ``order`` against ``limits`` for ``account_state``; never raises for a breach.
 
@@ -130,7 +143,22 @@ def check_order(
     stop price is used as its entry price when it has one. "Now" comes from ``clock``, else
     ``account_state.as_of``, else ``order.created_at``; with none of them the order is denied.
     ``margins`` overrides the initial margin per root symbol in USD (``Settings.risk.margins``).
+    ``halt_reason`` (not None while trading is halted) denies every order that does not only reduce a
+    position. The verdict carries ``limits`` and ``settings_version``.
     """
+    verdict = _check(order, account_state, limits, mark_price, clock, margins, halt_reason)
+    return verdict.model_copy(update={"limits": limits, "settings_version": settings_version})
+
+
+def _check(
+    order: Order,
+    account_state: AccountState,
+    limits: RiskLimits,
+    mark_price: float | Mapping[str, float] | None,
+    clock: Callable[[], datetime] | None,
+    margins: Mapping[str, float] | None,
+    halt_reason: str | None,
+) -> RiskVerdict:
     acct, sym, q, s = account_state, order.symbol, order.quantity, order.side.sign
     contract = get_contract(sym)
     positions, working = _by_root(acct.positions), _by_root(acct.open_orders)
@@ -163,6 +191,13 @@ def check_order(
             f"send at most {abs(pos)} on the {'sell' if pos > 0 else 'buy'} side"
             if pos
             else f"reduce-only {order.side} {q} {sym} with no {sym} position to reduce",
+        )
+
+    if halt_reason is not None and not reducing:
+        deny(
+            "halted",
+            f"trading is halted ({halt_reason[:200]}): {order.side} {q} {sym} would open or add to a "
+            f"position (position {pos}); only orders that reduce a position are accepted until resume",
         )
 
     # ---- time: market open, allowed windows ----------------------------------------------------

@@ -166,10 +166,14 @@ async def assess_portfolio_risk(
 
 # ---------------------------------------------------------------------------------- check_risk_limits
 class LimitCheck(BaseModel):
-    """The pre-trade gate's verdict on a proposed order against the paper account (nothing is sent)."""
+    """The pre-trade gate's verdict on a proposed order against the paper account (nothing is sent), with
+    the limits the gate applied to it (taken from the verdict: what is shown is what was enforced)."""
 
     verdict: RiskVerdict
     limits: RiskLimits
+    settings_version: int | None = Field(
+        default=None, description="the live settings version the gate checked against (None: not known)"
+    )
 
 
 async def check_risk_limits(
@@ -186,7 +190,8 @@ async def check_risk_limits(
     ctx = current()
     order = order_payload(symbol, side, contracts, order_type, price, None, None, None)
     verdict = await ctx.broker().check_order(order)
-    return LimitCheck(verdict=verdict, limits=ctx.settings.risk.limits)
+    limits = verdict.limits if verdict.limits is not None else ctx.settings.risk.limits
+    return LimitCheck(verdict=verdict, limits=limits, settings_version=verdict.settings_version)
 
 
 # ----------------------------------------------------------------------------- calculate_position_size
