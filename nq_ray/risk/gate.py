@@ -13,8 +13,9 @@ Rules (docs/risk.md, "Limits and the gate", has the worked examples):
 * Exposure is worst-case: per symbol max(|position + order|, |position + working + order|), so
   working orders count whether they fill or not.
 * A halt (the desk's kill switch or an automatic halt, ``halt_reason``) **denies** every order that opens
-  or adds to a position (code ``halted``); orders that only reduce a position still pass, so a halted
-  account can always be flattened.
+  or adds to a position (code ``halted``), also counting working orders (an exit that would, with the exits
+  already working, cross to the other side is refused); orders that only reduce a position still pass, so
+  a halted account can always be flattened.
 
 Every verdict names what it was checked against: ``limits`` (the values in force) and, when the caller
 knows it, ``settings_version`` (the live settings overlay's version, ``nq_ray.store.live``), so what a
@@ -193,7 +194,9 @@ def _check(
             else f"reduce-only {order.side} {q} {sym} with no {sym} position to reduce",
         )
 
-    if halt_reason is not None and not reducing:
+    # under a halt an order must shrink the exposure whatever fills: against the position alone and
+    # with the working orders (two exits of a long 2 that together would open a short are not both exits)
+    if halt_reason is not None and not (reducing and abs(pos + work + s * q) <= abs(pos + work)):
         deny(
             "halted",
             f"trading is halted ({halt_reason[:200]}): {order.side} {q} {sym} would open or add to a "

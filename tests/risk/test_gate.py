@@ -474,6 +474,16 @@ def test_halt_denies_entries_and_additions_but_lets_exits_through():
     assert flat.approved and flat.adjusted_contracts == 2 and part.approved and part.adjusted_contracts == 1
 
 
+def test_halt_refuses_an_exit_that_working_exits_would_turn_into_a_new_position():
+    """Halted, long 2 NQ with a working sell 2 (the kill switch's flatten): one more sell 1 would leave
+    short 1 once both fill, so it is denied; with no working exit it passes."""
+    working = check_order(
+        sell(1), account(positions={"NQ": 2}, open_orders={"NQ": -2}), only(), halt_reason="k"
+    )
+    alone = check_order(sell(1), account(positions={"NQ": 2}), only(), halt_reason="k")
+    assert codes(working) == {"halted"} and alone.approved
+
+
 def test_a_verdict_names_the_limits_and_settings_version_it_was_checked_against():
     limits = only(max_contracts_per_symbol=1)
     v = check_order(buy(3), account(), limits, settings_version=7)
