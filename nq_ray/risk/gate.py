@@ -7,15 +7,17 @@ Rules (docs/risk.md, "Limits and the gate", has the worked examples):
   number of contracts that fits; they deny only when not even one contract fits.
 * State limits (market closed, outside the allowed windows, order rate, daily loss reached, trailing
   drawdown reached, circuit breaker, missing stop-loss, reduce-only that would add) **deny**.
-* An order that only reduces an open position (opposite side, quantity ≤ |position|) takes no new risk:
+* An order that only reduces an open position (opposite side, quantity ≤ |position|, and still reducing
+  with the working orders filled: |position + working + order| ≤ |position + working|) takes no new risk:
   it skips the size limits, the loss and drawdown limits, the circuit breaker and the windows, so a
-  trader can always flatten; it still needs an open market and a free slot in the order-rate limit.
+  trader can always flatten; it still needs an open market and a free slot in the order-rate limit. A
+  second exit while the first is working is checked as new risk (several "exits" of one position, each
+  judged alone, would otherwise carry it through zero and past every size limit).
 * Exposure is worst-case: per symbol max(|position + order|, |position + working + order|), so
   working orders count whether they fill or not.
 * A halt (the desk's kill switch or an automatic halt, ``halt_reason``) **denies** every order that opens
-  or adds to a position (code ``halted``), also counting working orders (an exit that would, with the exits
-  already working, cross to the other side is refused); orders that only reduce a position still pass, so
-  a halted account can always be flattened.
+  or adds to a position (code ``halted``); orders that only reduce a position (as above) still pass, so a
+  halted account can always be flattened.
 
 Every verdict names what it was checked against: ``limits`` (the values in force) and, when the caller
 knows it, ``settings_version`` (the live settings overlay's version, ``nq_ray.store.live``), so what a
@@ -184,7 +186,10 @@ def _check(
         deny("invalid_account_state", f"account state has non-finite {', '.join(bad)}; fix the account feed")
         return _verdict(reasons, q, 0)
 
-    reducing = pos != 0 and s == -(1 if pos > 0 else -1) and q <= abs(pos)
+    # an exit is one only if it still reduces once the working orders fill too: with a long 2 and a sell 2
+    # working, another sell would open a short (each exit alone "reduces" the position it sees)
+    closes = pos != 0 and s == -(1 if pos > 0 else -1) and q <= abs(pos)
+    reducing = closes and abs(pos + work + s * q) <= abs(pos + work)
     if order.reduce_only and not reducing:
         deny(
             "reduce_only",
@@ -194,9 +199,7 @@ def _check(
             else f"reduce-only {order.side} {q} {sym} with no {sym} position to reduce",
         )
 
-    # under a halt an order must shrink the exposure whatever fills: against the position alone and
-    # with the working orders (two exits of a long 2 that together would open a short are not both exits)
-    if halt_reason is not None and not (reducing and abs(pos + work + s * q) <= abs(pos + work)):
+    if halt_reason is not None and not reducing:
         deny(
             "halted",
             f"trading is halted ({halt_reason[:200]}): {order.side} {q} {sym} would open or add to a "

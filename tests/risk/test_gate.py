@@ -493,3 +493,15 @@ def test_a_verdict_names_the_limits_and_settings_version_it_was_checked_against(
     assert plain.limits == limits and plain.settings_version is None
     again = type(v).model_validate(v.model_dump(mode="json"))  # JSON round trip (stored with the order)
     assert again.limits is not None and again.limits.max_contracts_per_symbol == 1
+
+
+def test_exits_that_would_cross_zero_together_are_checked_as_new_risk():
+    """Limit 2, short 2 NQ with working buys of 4 (an exit of 2, then a buy of 2 the size limit allowed:
+    −2 + 4 = +2): another buy 2 alone would "reduce" the short, but with the working buys filled it makes
+    long 4 > 2, so the size limit denies it (before, each such exit skipped the size limits, and a burst of
+    them carried a paper book from −2 to +11). The first buy 2, with nothing working, is an exit."""
+    limits = only(max_contracts_per_symbol=2, max_daily_loss_usd=1000)
+    v = check_order(buy(2), account(positions={"NQ": -2}, open_orders={"NQ": 4}), limits)
+    first = check_order(buy(2), account(positions={"NQ": -2}, realized_pnl_today_usd=-5000), limits)
+    assert not v.approved and codes(v) == {"max_contracts_per_symbol"}
+    assert first.approved and first.adjusted_contracts == 2  # an exit: past the daily loss limit too
