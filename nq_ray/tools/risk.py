@@ -98,6 +98,7 @@ def _portfolio_risk(
     source: str,
     broker: dict[str, Any] | None,
     as_of: datetime | None,
+    limits: RiskLimits | None = None,
 ) -> PortfolioRisk:
     from nq_ray.risk.var import value_at_risk
 
@@ -123,7 +124,7 @@ def _portfolio_risk(
         equity_usd=equity,
         margin_use_pct=100 * margin / equity if equity > 0 else 0.0,
         var=var,
-        limits=settings.risk.limits,
+        limits=limits if limits is not None else settings.risk.limits,
         portfolio=broker,
         origin=org,
     )
@@ -146,9 +147,14 @@ async def assess_portfolio_risk(
     margin use, 1-day VaR/ES and the risk limits in force. Use before adding to a position."""
     ctx = current()
     portfolio = None
+    limits = None
     equity = ctx.settings.risk.account_size_usd
     if positions is None:
-        portfolio = await ctx.broker().portfolio()
+        broker = ctx.broker()
+        portfolio = await broker.portfolio()
+        gate_limits = getattr(broker, "limits", None)  # the paper broker's: what its gate enforces
+        if gate_limits is not None:
+            limits = RiskLimits.model_validate(await gate_limits())
         positions = {s: int(r["quantity"]) for s, r in portfolio["positions"].items()}
         equity = float(portfolio.get("equity_usd") or equity)
     return await offload(
@@ -161,6 +167,7 @@ async def assess_portfolio_risk(
         source,
         portfolio,
         ctx.as_of,
+        limits,
     )
 
 

@@ -49,6 +49,8 @@ async def test_check_risk_limits_shows_the_limits_the_gate_applied_not_the_calle
     assert out["limits"]["max_contracts_per_symbol"] == 4  # before: 1, the caller's copy
     assert out["verdict"]["limits"] == out["limits"]
     assert out["settings_version"] == 0  # the store has no live overlay
+    book = await broker_registry.call("assess_portfolio_risk", {})
+    assert book["from_broker"] and book["limits"]["max_contracts_per_symbol"] == 4  # the gate's, too
 
 
 async def test_manage_position_status_and_portfolio_risk_use_the_broker_book(broker_registry) -> None:
