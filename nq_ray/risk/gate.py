@@ -7,11 +7,21 @@ Rules (docs/risk.md, "Limits and the gate", has the worked examples):
   number of contracts that fits; they deny only when not even one contract fits.
 * State limits (market closed, outside the allowed windows, order rate, daily loss reached, trailing
   drawdown reached, circuit breaker, missing stop-loss, reduce-only that would add) **deny**.
-* An order that only reduces an open position (opposite side, quantity ≤ |position|) takes no new risk:
+* An order that only reduces an open position (opposite side, quantity ≤ |position|, and still reducing
+  with the working orders filled: |position + working + order| ≤ |position + working|) takes no new risk:
   it skips the size limits, the loss and drawdown limits, the circuit breaker and the windows, so a
-  trader can always flatten; it still needs an open market and a free slot in the order-rate limit.
+  trader can always flatten; it still needs an open market and a free slot in the order-rate limit. A
+  second exit while the first is working is checked as new risk (several "exits" of one position, each
+  judged alone, would otherwise carry it through zero and past every size limit).
 * Exposure is worst-case: per symbol max(|position + order|, |position + working + order|), so
   working orders count whether they fill or not.
+* A halt (the desk's kill switch or an automatic halt, ``halt_reason``) **denies** every order that opens
+  or adds to a position (code ``halted``); orders that only reduce a position (as above) still pass, so a
+  halted account can always be flattened.
+
+Every verdict names what it was checked against: ``limits`` (the values in force) and, when the caller
+knows it, ``settings_version`` (the live settings overlay's version, ``nq_ray.store.live``), so what a
+caller shows beside a verdict is what the gate applied.
 """
 
 from __future__ import annotations
@@ -57,6 +67,10 @@ class RiskVerdict(BaseModel):
     reasons: list[RiskReason] = Field(default_factory=list)
     adjusted_contracts: int = Field(ge=0)
     requested_contracts: int = Field(ge=0)
+    limits: RiskLimits | None = Field(default=None, description="the limits this order was checked against")
+    settings_version: int | None = Field(
+        default=None, description="the live settings version those limits come from (None: not known)"
+    )
 
     @property
     def reduced(self) -> bool:
@@ -122,6 +136,8 @@ def check_order(
     mark_price: float | Mapping[str, float] | None = None,
     clock: Callable[[], datetime] | None = None,
     margins: Mapping[str, float] | None = None,
+    halt_reason: str | None = None,
+    settings_version: int | None = None,
 ) -> RiskVerdict:
     """Check ``order`` against ``limits`` for ``account_state``; never raises for a breach.
 
@@ -130,7 +146,22 @@ def check_order(
     stop price is used as its entry price when it has one. "Now" comes from ``clock``, else
     ``account_state.as_of``, else ``order.created_at``; with none of them the order is denied.
     ``margins`` overrides the initial margin per root symbol in USD (``Settings.risk.margins``).
+    ``halt_reason`` (not None while trading is halted) denies every order that does not only reduce a
+    position. The verdict carries ``limits`` and ``settings_version``.
     """
+    verdict = _check(order, account_state, limits, mark_price, clock, margins, halt_reason)
+    return verdict.model_copy(update={"limits": limits, "settings_version": settings_version})
+
+
+def _check(
+    order: Order,
+    account_state: AccountState,
+    limits: RiskLimits,
+    mark_price: float | Mapping[str, float] | None,
+    clock: Callable[[], datetime] | None,
+    margins: Mapping[str, float] | None,
+    halt_reason: str | None,
+) -> RiskVerdict:
     acct, sym, q, s = account_state, order.symbol, order.quantity, order.side.sign
     contract = get_contract(sym)
     positions, working = _by_root(acct.positions), _by_root(acct.open_orders)
@@ -155,7 +186,10 @@ def check_order(
         deny("invalid_account_state", f"account state has non-finite {', '.join(bad)}; fix the account feed")
         return _verdict(reasons, q, 0)
 
-    reducing = pos != 0 and s == -(1 if pos > 0 else -1) and q <= abs(pos)
+    # an exit is one only if it still reduces once the working orders fill too: with a long 2 and a sell 2
+    # working, another sell would open a short (each exit alone "reduces" the position it sees)
+    closes = pos != 0 and s == -(1 if pos > 0 else -1) and q <= abs(pos)
+    reducing = closes and abs(pos + work + s * q) <= abs(pos + work)
     if order.reduce_only and not reducing:
         deny(
             "reduce_only",
@@ -163,6 +197,13 @@ def check_order(
             f"send at most {abs(pos)} on the {'sell' if pos > 0 else 'buy'} side"
             if pos
             else f"reduce-only {order.side} {q} {sym} with no {sym} position to reduce",
+        )
+
+    if halt_reason is not None and not reducing:
+        deny(
+            "halted",
+            f"trading is halted ({halt_reason[:200]}): {order.side} {q} {sym} would open or add to a "
+            f"position (position {pos}); only orders that reduce a position are accepted until resume",
         )
 
     # ---- time: market open, allowed windows ----------------------------------------------------

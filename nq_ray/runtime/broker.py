@@ -15,6 +15,14 @@ configured data source (``nq_ray.runtime.feed``): before a market order is check
 its symbol is pushed as a mark (so the gate has a price), and once accepted the order fills at that price
 (plus slippage) at the order's time, instead of waiting for a bar nobody pushes. ``refresh_marks`` pushes
 newer bars for every symbol with open orders or a position (the runtime calls it periodically).
+
+Live state comes from the store (``nq_ray.store.live``), the one source every actor reads: at start (and
+on every restart) the broker runs with its start-up settings plus the live settings overlay, and before
+each order decision (``check_order``, ``place_order``, ``manage_position``) it reads the overlay's version
+and the desk's halt, so a limit patched live or a kill switch pulled while this actor was down or
+restarting is in force for the very next order. While halted its gate refuses every order that opens or
+adds to a position (code ``halted``); exits and flattening pass. ``apply_settings`` (the registry's push)
+only makes a change take effect before the next read.
 """
 
 from __future__ import annotations
@@ -31,13 +39,15 @@ import ray
 
 from nq_ray.domain.bars import Bar
 from nq_ray.domain.orders import Fill, Order, OrderType
-from nq_ray.execution.broker import ManagePosition, parse_order
+from nq_ray.execution.broker import Broker, ManagePosition, parse_order
+from nq_ray.execution.paper import PaperBroker
 from nq_ray.execution.records import FillRecord, OrderRecord
-from nq_ray.risk.gate import RiskVerdict
+from nq_ray.risk.gate import RiskVerdict, check_order
 from nq_ray.risk.limits import RiskLimits
 from nq_ray.runtime.cluster import NAMESPACE, RemoteMethods, named_actor
 from nq_ray.runtime.feed import MarkFeed
-from nq_ray.runtime.journal import paper_broker_from_settings
+from nq_ray.runtime.journal import Journal
+from nq_ray.store.live import Halt, effective_settings, live_version, read_live
 
 ACTOR_NAME = "paper_broker"
 MAX_TASK_RETRIES = 5
@@ -47,10 +57,34 @@ def _wall_clock() -> datetime:
     return datetime.now(UTC)
 
 
+class LiveBook(Broker):
+    """The paper book whose gate also knows the live state: the desk's halt (new entries refused, code
+    ``halted``) and the settings version its limits come from (stamped on every verdict)."""
+
+    halt: Halt = Halt()
+    settings_version: int = 0
+
+    def check(self, order: Order, now: datetime) -> RiskVerdict:
+        return check_order(
+            order,
+            self.account_state(now),
+            self.limits,
+            mark_price=self.mark_prices() or None,
+            clock=lambda: now,
+            halt_reason=(self.halt.reason or "halted") if self.halt.halted else None,
+            settings_version=self.settings_version,
+        )
+
+
+def _limits(settings: Any) -> RiskLimits:
+    return RiskLimits.model_validate(settings.risk.limits.model_dump())
+
+
 class BrokerService:
     """The broker's face: ``PaperBroker`` plus the price feed; ``clock="wall"`` (default) or ``"bar"``
     (the latest bar's time, for replays and tests). Hosted by ``BrokerActor`` on Ray, or in-process by
-    ``LocalBroker`` without it — the same methods either way."""
+    ``LocalBroker`` without it — the same methods either way. ``settings`` are the start-up settings; the
+    live overlay and the halt are read from the store (see the module docstring)."""
 
     def __init__(
         self,
@@ -59,10 +93,59 @@ class BrokerService:
         broker_kwargs: dict[str, Any] | None = None,
         feed: bool = False,
     ) -> None:
-        self._svc = paper_broker_from_settings(
-            settings, clock=_wall_clock if clock == "wall" else None, **(broker_kwargs or {})
-        )
-        self._feed = MarkFeed(settings) if feed else None
+        self._start = settings
+        journal = Journal(settings.store_url)
+        try:
+            live = journal.run(read_live(journal.repo))
+            self.settings, self.stale = effective_settings(settings, live.overlay)
+            ex = self.settings.execution
+            book = LiveBook(
+                limits=_limits(self.settings),
+                starting_balance_usd=self.settings.risk.account_size_usd,
+                slippage_ticks=ex.slippage_ticks,
+                commission_per_contract=ex.commission_per_contract,
+                **(broker_kwargs or {}),
+            )
+            book.halt, book.settings_version = live.halt, live.overlay.version
+            self._journal = journal
+            self._book = book
+            self._svc = PaperBroker(journal, book, clock=_wall_clock if clock == "wall" else None)
+            self._svc.recover()  # orders journaled but not decided are decided under the live state
+        except BaseException:
+            journal.close()
+            raise
+        self._feed = MarkFeed(self.settings) if feed else None
+
+    # ---- live state -----------------------------------------------------------------------------
+
+    def _take(self, settings: Any, version: int) -> None:
+        self.settings = settings
+        self._book.limits = _limits(settings)
+        self._book.settings_version = version
+        if self._feed is not None:
+            self._feed = MarkFeed(settings, ttl_s=self._feed.ttl_s)
+
+    def _refresh(self) -> None:
+        """Read the halt and the overlay's version from the store; take a newer overlay (one small
+        query per order decision: the store, not a push that may be lost, decides)."""
+        version, halt = self._journal.run(live_version(self._journal.repo))
+        self._book.halt = halt
+        if version != self._book.settings_version:
+            live = self._journal.run(read_live(self._journal.repo))
+            settings, self.stale = effective_settings(self._start, live.overlay)
+            self._take(settings, live.overlay.version)
+            self._book.halt = live.halt
+
+    def live(self) -> dict[str, Any]:
+        """The live state this broker's gate applies now (read from the store first)."""
+        self._refresh()
+        h = self._book.halt
+        return {
+            "settings_version": self._book.settings_version,
+            "limits": self._book.limits.model_dump(mode="json"),
+            "halt": {"halted": h.halted, "reason": h.reason, "by": h.by, "at": h.at},
+            "stale": list(self.stale),
+        }
 
     def ready(self) -> dict[str, Any]:
         """Liveness plus what was recovered: open orders and the process id (changes on a restart)."""
@@ -70,6 +153,7 @@ class BrokerService:
 
     def check_order(self, order: Order | Mapping[str, Any]) -> RiskVerdict:
         o = parse_order(order)
+        self._refresh()
         if (
             self._feed is not None
             and o.order_type is OrderType.MARKET
@@ -91,6 +175,8 @@ class BrokerService:
         a market order is priced from the data source and filled at once (see the module docstring)."""
         o = parse_order(order)
         fresh = self._svc.book.get(o.client_order_id) is None
+        if fresh:
+            self._refresh()
         if self._feed is not None and fresh and o.order_type is OrderType.MARKET:
             self._mark(o.symbol)
         rec = self._svc.submit(o, self._svc.check(o), source=source)
@@ -103,6 +189,7 @@ class BrokerService:
         return self._svc.cancel(client_order_id)
 
     def manage_position(self, request: ManagePosition | Mapping[str, Any]) -> list[OrderRecord]:
+        self._refresh()
         out = self._svc.manage_position(request)
         if self._feed is not None and out:
             self._fill_market({r.symbol for r in out})
@@ -147,13 +234,16 @@ class BrokerService:
                 fills.extend(self._svc.on_bar(sym, q.bar))
         return {"symbols": sorted(symbols), "fills": len(fills), "feed": True}
 
-    def apply_settings(self, settings: Any) -> dict[str, Any]:
-        """Take live settings changes: the risk gate's limits (in force for the next order) and the feed's
-        data source."""
-        self._svc.book.limits = RiskLimits.model_validate(settings.risk.limits.model_dump())
-        if self._feed is not None:
-            self._feed = MarkFeed(settings, ttl_s=self._feed.ttl_s)
-        return {"limits": self._svc.book.limits.model_dump(mode="json")}
+    def apply_settings(self, settings: Any, version: int | None = None) -> dict[str, Any]:
+        """Take live settings changes (the registry's push of overlay ``version``): the risk gate's limits
+        (in force for the next order) and the feed's data source. A push older than what this broker has
+        already read from the store is ignored (pushes may arrive out of order)."""
+        if version is None or version >= self._book.settings_version:
+            self._take(settings, self._book.settings_version if version is None else version)
+        return {
+            "limits": self._svc.book.limits.model_dump(mode="json"),
+            "settings_version": self._book.settings_version,
+        }
 
     def limits(self) -> dict[str, Any]:
         return self._svc.book.limits.model_dump(mode="json")
@@ -267,8 +357,12 @@ class RayBroker(RemoteMethods):
         out: dict[str, Any] = await self._call("refresh_marks")
         return out
 
-    async def apply_settings(self, settings: Any) -> dict[str, Any]:
-        out: dict[str, Any] = await self._call("apply_settings", settings)
+    async def apply_settings(self, settings: Any, version: int | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = await self._call("apply_settings", settings, version)
+        return out
+
+    async def live(self) -> dict[str, Any]:
+        out: dict[str, Any] = await self._call("live")
         return out
 
     async def limits(self) -> dict[str, Any]:
@@ -337,8 +431,12 @@ class LocalBroker:
         out: dict[str, Any] = await self._run(self.svc.refresh_marks)
         return out
 
-    async def apply_settings(self, settings: Any) -> dict[str, Any]:
-        out: dict[str, Any] = await self._run(self.svc.apply_settings, settings)
+    async def apply_settings(self, settings: Any, version: int | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = await self._run(self.svc.apply_settings, settings, version)
+        return out
+
+    async def live(self) -> dict[str, Any]:
+        out: dict[str, Any] = await self._run(self.svc.live)
         return out
 
     async def limits(self) -> dict[str, Any]:

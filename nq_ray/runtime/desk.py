@@ -2,6 +2,12 @@
 named actor ``agent-<agent_id>`` (``AgentActor``). All are namespace ``nq``, detached and restartable
 (``max_restarts=-1``); they keep no state the store does not have, so a restart rebuilds them as they were.
 
+Settings: each actor is created with the start-up settings and, when it starts or restarts, runs with them
+plus the live settings overlay in the store (``nq_ray.store.live``), the one copy ``PATCH /api/config``
+writes; pushes (``apply_settings``) bring later changes. The desk's halt is its persisted state, which
+the paper broker reads from the store before each order decision, so a restarted desk or broker is still
+halted and no caller — desk, API or MCP — gets a new entry past it.
+
 Agent actors retry a call cut short by their own death (``max_task_retries=-1``): analysis is read-only,
 and an order carries ``desk-<decision_id>`` as client order id, which the broker de-duplicates, so a retry
 never sends twice. The desk actor does not retry (a cycle recorded and cut short is finished by
@@ -64,7 +70,9 @@ class AgentActor:
         config: dict[str, Any],
         registry_name: str = REGISTRY_NAME,
     ) -> None:
+        self.start = settings  # the start-up settings (the registry is created with these)
         self.settings = settings
+        self._pushed = False  # True once the desk pushed settings (they include the live overlay)
         self.agent_type = agent_type
         self.agent_id = agent_id
         self.config = AgentConfig.model_validate(config)
@@ -85,7 +93,11 @@ class AgentActor:
 
         if self._repo is None:
             self._repo = await Repository.connect(self.settings.store_url)
-        tools = RayTools(get_or_create_registry(self.settings, name=self.registry_name))
+        if not self._pushed:  # (re)started: the start-up settings plus the store's live overlay
+            from nq_ray.store.live import effective_settings, read_overlay
+
+            self.settings, _ = effective_settings(self.start, await read_overlay(self._repo))
+        tools = RayTools(get_or_create_registry(self.start, name=self.registry_name))
         memory = MemoryManager(self._repo)
         if self.agent_type == "analysis":
             self._router = LLMRouter.from_config(self.settings.llm)
@@ -115,6 +127,7 @@ class AgentActor:
 
     async def apply_settings(self, settings: Settings) -> None:
         self.settings = settings
+        self._pushed = True
         if self._router is not None:
             await self._router.aclose()
         self._agent = self._router = None
@@ -169,8 +182,16 @@ class RemoteAgent(RemoteMethods):
 class RayAgentHost:
     """Agents as named, restartable actors ``agent-<agent_id>`` over the ``tool_registry`` actor."""
 
-    def __init__(self, settings: Settings, *, registry_name: str = REGISTRY_NAME, prefix: str = "") -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        registry_name: str = REGISTRY_NAME,
+        prefix: str = "",
+        start: Settings | None = None,
+    ) -> None:
         self.settings = settings
+        self.start = start or settings  # what new agent actors are created with (see the module docstring)
         self.registry_name = registry_name
         self.prefix = prefix  # isolates tests that share one Ray instance
 
@@ -181,7 +202,7 @@ class RayAgentHost:
         handle = named_actor(
             AgentActor,
             self.name(agent_id),
-            self.settings,
+            self.start,
             agent_type,
             agent_id,
             config.model_dump(mode="json"),
@@ -229,11 +250,17 @@ class DeskActor:
     def __init__(
         self, settings: Settings, registry_name: str = REGISTRY_NAME, agent_prefix: str = ""
     ) -> None:
+        from nq_ray.store.live import effective_settings, read_live_sync
+
+        start = settings
+        live = read_live_sync(start.store_url)
+        settings, self.stale = effective_settings(start, live.overlay)
+        self.settings_version = live.overlay.version
         publish = _redis_publisher(settings.cache.url) if settings.cache.url else None
         self.service = DeskService(
             settings,
-            tools=RayTools(get_or_create_registry(settings, name=registry_name)),
-            host=RayAgentHost(settings, registry_name=registry_name, prefix=agent_prefix),
+            tools=RayTools(get_or_create_registry(start, name=registry_name)),
+            host=RayAgentHost(settings, registry_name=registry_name, prefix=agent_prefix, start=start),
             publish=publish,
         )
 

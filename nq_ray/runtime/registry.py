@@ -8,8 +8,9 @@ Agents call tools here. It owns, for every Serve replica:
 - the effective settings (``LiveSettings``): ``update_settings`` validates a live patch, journals it,
   records it in ``config_changes`` and pushes it to the paper broker and the trading desk; replicas pick it
   up through ``sync`` (about once a second), which also collects their metrics for cluster totals.
-Detached and restartable: a restart re-reads the settings changes made since the actor was created, and
-settles the jobs it left unfinished; orders are the broker's (journaled there).
+Detached and restartable: a restart reads the live settings overlay from the store (``nq_ray.store.live``,
+the one copy every actor and replica starts from) and settles the jobs it left unfinished; orders are the
+broker's (journaled there).
 
 The ports over it: ``RayTools`` (``ToolsPort``: agents call tools here) and ``RayAuditLog`` (the batch
 sink ``ForwardingAuditor`` sends Serve replicas' audit records to)."""
@@ -42,13 +43,17 @@ DESK_NAME = "trading_desk"
 
 
 class LiveSettings:
-    """The running system's effective settings, changed only by validated live patches (see
-    ``nq_ray.config.live_patch``). ``version`` counts the changes applied since start."""
+    """The running system's effective settings: the start-up settings plus the live overlay in the store
+    (``nq_ray.store.live``), changed only by validated live patches (``nq_ray.config.live_patch``).
+    ``version`` is the overlay's version in the store: it only grows, across restarts of this actor and
+    of the whole runtime, so every replica and actor can tell whether it runs the latest settings."""
 
     def __init__(self, settings: Settings, store_url: str | None = None) -> None:
+        self.start = settings  # the start-up settings (config file + environment)
         self.settings = settings
         self.store_url = store_url
         self.version = 0
+        self.stale: list[str] = []  # patched keys the start-up config has changed since (not applied)
         self._repo: Any = None
         self._lock = asyncio.Lock()
 
@@ -61,26 +66,22 @@ class LiveSettings:
             self._repo = await Repository.connect(self.store_url)
         return self._repo
 
-    async def restore(self, since: datetime) -> int:
-        """Re-apply the changes recorded at or after ``since`` (this actor's creation): the count."""
+    async def restore(self) -> int:
+        """Take the store's live overlay (what every actor reads when it starts): its version."""
         repo = await self._store()
         if repo is None:
             return 0
-        from nq_ray.store.jobs import config_changes
+        from nq_ray.store.live import effective_settings, read_overlay
 
-        n = 0
-        for change in reversed(await config_changes(repo, since=since, limit=1000)):
-            try:
-                self.settings = self.settings.merged(live_patch(self.settings, change["patch"]))
-                n += 1
-            except Exception as exc:  # a change that no longer validates (new start-up config): skipped
-                log.warning("config change %s not re-applied: %s", change["id"], exc)
-        self.version += n
-        return n
+        async with self._lock:
+            overlay = await read_overlay(repo)
+            self.settings, self.stale = effective_settings(self.start, overlay)
+            self.version = overlay.version
+        return self.version
 
     async def apply(self, patch: Any, actor: str = "api") -> dict[str, Any]:
         """Validate and apply ``patch``; ``ConfigError`` (nothing applied, nothing recorded) otherwise.
-        Order: validate → journal file → ``config_changes`` row → take effect."""
+        Order: validate → ``config_changes`` row and overlay (one transaction) → journal file → effect."""
         async with self._lock:
             normal = live_patch(self.settings, patch)
             new = self.settings.merged(normal)  # raises before anything is written
@@ -88,10 +89,15 @@ class LiveSettings:
             change_id = None
             at = datetime.now(UTC)
             if repo is not None:
-                change_id = await repo.record_config_change(at=at, actor=actor[:64], patch=patch)
+                from nq_ray.store.live import base_values, record_live_change
+
+                change_id, self.version = await record_live_change(
+                    repo, at=at, actor=actor[:64], patch=patch, base=base_values(self.start, patch)
+                )
+            else:
+                self.version += 1
             self.settings.update(normal, actor=actor, journal=new.data.data_dir / "config_journal.jsonl")
             self.settings = new
-            self.version += 1
             # ``patch``: as the client sent it (JSON; ``llm.providers`` by name), for the answer and the
             # event; ``merge``: the form ``Settings.merged`` takes (whole provider list), for the desk.
             out = {"version": self.version, "change_id": change_id, "at": at.isoformat(), "patch": patch}
@@ -111,14 +117,17 @@ class RegistryActor:
     """Remote face of ``ToolRegistry`` + ``JobManager`` + ``LiveSettings``; typed errors come back as the
     Ray task error's cause (``nq_ray.tools.wire.as_nq_error`` unwraps them)."""
 
-    def __init__(self, settings: Settings, created_at: datetime | None = None) -> None:
+    def __init__(
+        self, settings: Settings, created_at: datetime | None = None, broker_name: str = BROKER_NAME
+    ) -> None:
         self.created_at = created_at or datetime.now(UTC)
+        self.broker_name = broker_name
         self.live = LiveSettings(settings, settings.store_url)
         self.auditor = StoreAuditor(settings.store_url)
         self.metrics = Metrics(replica="tool_registry")
         # the tools here reach the ``paper_broker`` actor (the one ``nq-ray up`` starts with its feed)
         self.context = ToolContext(
-            settings=settings, broker_factory=lambda s: RayBroker(get_or_create_broker(s, name=BROKER_NAME))
+            settings=settings, broker_factory=lambda s: RayBroker(get_or_create_broker(s, name=broker_name))
         )
         self.registry = build_registry(self.context, auditor=self.auditor, on_call=self.metrics.on_call)
         self.jobs = JobManager(
@@ -131,15 +140,15 @@ class RegistryActor:
         self._started: asyncio.Task[None] | None = None
 
     async def _ready(self) -> None:
-        """Once per process: settle jobs a previous process left running, re-apply live settings."""
+        """Once per process: settle jobs a previous process left running, take the live settings."""
         if self._started is None:
             self._started = asyncio.get_running_loop().create_task(self._start())
         await asyncio.shield(self._started)
 
     async def _start(self) -> None:
         await self.jobs.recover()
-        if await self.live.restore(self.created_at):
-            self._take(self.live.settings)
+        await self.live.restore()
+        self._take(self.live.settings)
 
     def _take(self, settings: Settings) -> None:
         self.context.settings = settings
@@ -203,24 +212,25 @@ class RegistryActor:
         self,
         patch: dict[str, Any],
         actor: str = "api",
-        broker_name: str = BROKER_NAME,
+        broker_name: str | None = None,
         desk_name: str = DESK_NAME,
     ) -> dict[str, Any]:
-        """Apply a live patch here, then in the paper broker (its risk gate) and the trading desk (when
-        they exist); the result says which took it."""
+        """Apply a live patch here (recorded in the store first: an actor that starts later reads it
+        there), then in the paper broker (its risk gate) and the trading desk (when they exist); the result
+        says which took it."""
         await self._ready()
         out = await self.live.apply(patch, actor)
         merge = out.pop("merge")
         settings = self.live.settings
         self._take(settings)
         applied = ["tool_registry"]
-        for name, call in ((broker_name, "broker"), (desk_name, "desk")):
+        for name, call in ((broker_name or self.broker_name, "broker"), (desk_name, "desk")):
             handle = find_actor(name)
             if handle is None:
                 continue  # not running: it reads the settings when it starts
             try:
                 if call == "broker":
-                    await handle.apply_settings.remote(settings)
+                    await handle.apply_settings.remote(settings, self.live.version)
                 else:
                     await handle.apply_settings.remote(merge)
                 applied.append(name)
@@ -250,9 +260,16 @@ class RegistryActor:
         return [*out, ("tool_registry", 0.0, self.metrics.snapshot())]
 
 
-def get_or_create_registry(settings: Settings, *, name: str = ACTOR_NAME, namespace: str = NAMESPACE) -> Any:
-    """The handle of the named registry actor, created (detached, restartable) when it does not exist."""
-    return named_actor(RegistryActor, name, settings, datetime.now(UTC), namespace=namespace)
+def get_or_create_registry(
+    settings: Settings,
+    *,
+    name: str = ACTOR_NAME,
+    namespace: str = NAMESPACE,
+    broker_name: str = BROKER_NAME,
+) -> Any:
+    """The handle of the named registry actor, created (detached, restartable) when it does not exist;
+    its tools reach the paper broker actor ``broker_name``."""
+    return named_actor(RegistryActor, name, settings, datetime.now(UTC), broker_name, namespace=namespace)
 
 
 class RayTools(RemoteMethods):

@@ -9,6 +9,10 @@ actor (the one copy of the effective settings every replica syncs from): journal
 ``config_changes``, pushed to the paper broker's risk gate (in force for the next order) and to the
 ``trading_desk`` actor when it runs; this replica takes it at once, the others within a second; a
 ``system_notification`` event announces it. Without Ray the app applies it to itself the same way.
+
+The change is durable: it is the store's live settings overlay (``nq_ray.store.live``), which every actor
+and replica reads when it (re)starts, so ``version`` and the settings shown here are the ones the paper
+broker's gate enforces, across restarts of any actor or of the whole runtime.
 """
 
 from __future__ import annotations
@@ -36,9 +40,20 @@ def config_router(deps: AppDeps) -> APIRouter:
         if sync is not None:
             sync.take(version, settings)
 
+    restored: list[bool] = []
+
+    async def take_store() -> None:
+        """Without Ray: read the live overlay from the store once (what a restart picked up)."""
+        assert local is not None
+        if not restored:
+            restored.append(True)
+            await local.restore()
+            deps.registry.context.settings = local.settings
+
     async def current() -> tuple[int, Settings]:
         if deps.registry_actor is not None:
             return await deps.registry_actor.settings.remote()
+        await take_store()
         assert local is not None
         return local.version, local.settings
 
@@ -84,6 +99,7 @@ def config_router(deps: AppDeps) -> APIRouter:
                 raise (as_nq_error(exc) or exc) from None
             version, settings = await deps.registry_actor.settings.remote()
         else:
+            await take_store()
             assert local is not None
             out = await local.apply(patch, who) | {"applied_to": ["this process"]}
             version, settings = local.version, local.settings

@@ -23,7 +23,12 @@ SYNC_S = 1.0
 class ReplicaSync:
     """This replica's heartbeat to the ``tool_registry`` actor every ``SYNC_S``: pushes its metrics
     snapshot (for the cluster totals at ``/metrics``) and takes the effective settings when they changed
-    (a ``PATCH /api/config`` on any replica), so every replica's tools run with the same settings."""
+    (a ``PATCH /api/config`` on any replica), so every replica's tools run with the same settings.
+
+    ``version`` is the store's live settings version (``nq_ray.store.live``), which only grows: a replica
+    that starts (at 0) takes the registry's settings — the start-up settings plus the store's overlay — on
+    its first heartbeat, and a restarted registry actor reads the same overlay, so no replica is ever told
+    to go back to older settings."""
 
     def __init__(self, actor: Any, context: ToolContext, metrics: Metrics) -> None:
         self.actor, self.context, self.metrics = actor, context, metrics

@@ -97,8 +97,8 @@ async def interrupt_unfinished(repo: Repository, *, at: datetime, message: str) 
 async def config_changes(
     repo: Repository, *, since: datetime | None = None, limit: int = 100
 ) -> list[dict[str, Any]]:
-    """Recorded live settings changes (``config_changes``), newest first; the runtime replays those made
-    since its registry actor started (the live-config API sits beside the jobs in the registry actor)."""
+    """Recorded live settings changes (``config_changes``), newest first: the history behind the live
+    overlay (``nq_ray.store.live``), which is what the runtime starts from."""
     from nq_ray.store.models import ConfigChangeRow
 
     q = select(ConfigChangeRow).order_by(ConfigChangeRow.id.desc()).limit(limit)

@@ -222,6 +222,22 @@ class ConfigChangeRow(Base):
     patch: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
+class LiveSettingsRow(Base):
+    """The live settings overlay of this store's runtime (one row, key ``live``): every accepted live patch
+    merged into one JSON merge patch, the start-up value of each patched key when it was patched (``base``),
+    and a version that only ever grows. Written in the transaction that records the ``config_changes`` row
+    (``nq_ray.store.live``)."""
+
+    __tablename__ = "live_settings"
+
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    patch: Mapped[dict[str, Any]] = mapped_column(JSON)
+    base: Mapped[dict[str, Any]] = mapped_column(JSON)
+    change_id: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[datetime]
+
+
 class AuditLogRow(Base):
     """A tool call: who, what (tool + redacted arguments), when, outcome."""
 

@@ -98,6 +98,7 @@ def _portfolio_risk(
     source: str,
     broker: dict[str, Any] | None,
     as_of: datetime | None,
+    limits: RiskLimits | None = None,
 ) -> PortfolioRisk:
     from nq_ray.risk.var import value_at_risk
 
@@ -123,7 +124,7 @@ def _portfolio_risk(
         equity_usd=equity,
         margin_use_pct=100 * margin / equity if equity > 0 else 0.0,
         var=var,
-        limits=settings.risk.limits,
+        limits=limits if limits is not None else settings.risk.limits,
         portfolio=broker,
         origin=org,
     )
@@ -146,9 +147,14 @@ async def assess_portfolio_risk(
     margin use, 1-day VaR/ES and the risk limits in force. Use before adding to a position."""
     ctx = current()
     portfolio = None
+    limits = None
     equity = ctx.settings.risk.account_size_usd
     if positions is None:
-        portfolio = await ctx.broker().portfolio()
+        broker = ctx.broker()
+        portfolio = await broker.portfolio()
+        gate_limits = getattr(broker, "limits", None)  # the paper broker's: what its gate enforces
+        if gate_limits is not None:
+            limits = RiskLimits.model_validate(await gate_limits())
         positions = {s: int(r["quantity"]) for s, r in portfolio["positions"].items()}
         equity = float(portfolio.get("equity_usd") or equity)
     return await offload(
@@ -161,15 +167,20 @@ async def assess_portfolio_risk(
         source,
         portfolio,
         ctx.as_of,
+        limits,
     )
 
 
 # ---------------------------------------------------------------------------------- check_risk_limits
 class LimitCheck(BaseModel):
-    """The pre-trade gate's verdict on a proposed order against the paper account (nothing is sent)."""
+    """The pre-trade gate's verdict on a proposed order against the paper account (nothing is sent), with
+    the limits the gate applied to it (taken from the verdict: what is shown is what was enforced)."""
 
     verdict: RiskVerdict
     limits: RiskLimits
+    settings_version: int | None = Field(
+        default=None, description="the live settings version the gate checked against (None: not known)"
+    )
 
 
 async def check_risk_limits(
@@ -186,7 +197,8 @@ async def check_risk_limits(
     ctx = current()
     order = order_payload(symbol, side, contracts, order_type, price, None, None, None)
     verdict = await ctx.broker().check_order(order)
-    return LimitCheck(verdict=verdict, limits=ctx.settings.risk.limits)
+    limits = verdict.limits if verdict.limits is not None else ctx.settings.risk.limits
+    return LimitCheck(verdict=verdict, limits=limits, settings_version=verdict.settings_version)
 
 
 # ----------------------------------------------------------------------------- calculate_position_size

@@ -454,3 +454,54 @@ def test_an_approved_order_never_breaks_a_limit(scenario):
         assert v.adjusted_contracts == 0 and v.reasons
         assert all(r.code and r.message for r in v.reasons)
     assert all(math.isfinite(x) for x in (v.adjusted_contracts, v.requested_contracts))
+
+
+# ---- halts and what a verdict names --------------------------------------------------------------
+
+
+def test_halt_denies_entries_and_additions_but_lets_exits_through():
+    """Halted, long 2 NQ: buying more and opening ES are denied with ``halted``; selling 2 (flatten) and
+    selling 1 (partial exit) pass; selling 3 (a reversal: opens a short) is denied."""
+    acct = account(positions={"NQ": 2})
+    limits = only()
+    add, new, flat, part, flip = (
+        check_order(o, acct, limits, halt_reason="kill switch: test")
+        for o in (buy(1), buy(1, "ES"), sell(2), sell(1), sell(3))
+    )
+    assert codes(add) == codes(new) == codes(flip) == {"halted"}
+    assert not (add.approved or new.approved or flip.approved)
+    assert "kill switch: test" in add.reasons[0].message
+    assert flat.approved and flat.adjusted_contracts == 2 and part.approved and part.adjusted_contracts == 1
+
+
+def test_halt_refuses_an_exit_that_working_exits_would_turn_into_a_new_position():
+    """Halted, long 2 NQ with a working sell 2 (the kill switch's flatten): one more sell 1 would leave
+    short 1 once both fill, so it is denied; with no working exit it passes."""
+    working = check_order(
+        sell(1), account(positions={"NQ": 2}, open_orders={"NQ": -2}), only(), halt_reason="k"
+    )
+    alone = check_order(sell(1), account(positions={"NQ": 2}), only(), halt_reason="k")
+    assert codes(working) == {"halted"} and alone.approved
+
+
+def test_a_verdict_names_the_limits_and_settings_version_it_was_checked_against():
+    limits = only(max_contracts_per_symbol=1)
+    v = check_order(buy(3), account(), limits, settings_version=7)
+    plain = check_order(buy(1), account(), limits)
+    assert v.adjusted_contracts == 1 and codes(v) == {"max_contracts_per_symbol"}  # 3 reduced to 1
+    assert v.limits == limits and v.settings_version == 7
+    assert plain.limits == limits and plain.settings_version is None
+    again = type(v).model_validate(v.model_dump(mode="json"))  # JSON round trip (stored with the order)
+    assert again.limits is not None and again.limits.max_contracts_per_symbol == 1
+
+
+def test_exits_that_would_cross_zero_together_are_checked_as_new_risk():
+    """Limit 2, short 2 NQ with working buys of 4 (an exit of 2, then a buy of 2 the size limit allowed:
+    −2 + 4 = +2): another buy 2 alone would "reduce" the short, but with the working buys filled it makes
+    long 4 > 2, so the size limit denies it (before, each such exit skipped the size limits, and a burst of
+    them carried a paper book from −2 to +11). The first buy 2, with nothing working, is an exit."""
+    limits = only(max_contracts_per_symbol=2, max_daily_loss_usd=1000)
+    v = check_order(buy(2), account(positions={"NQ": -2}, open_orders={"NQ": 4}), limits)
+    first = check_order(buy(2), account(positions={"NQ": -2}, realized_pnl_today_usd=-5000), limits)
+    assert not v.approved and codes(v) == {"max_contracts_per_symbol"}
+    assert first.approved and first.adjusted_contracts == 2  # an exit: past the daily loss limit too

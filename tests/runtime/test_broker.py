@@ -149,3 +149,90 @@ def test_kill_in_the_middle_of_a_burst_loses_and_duplicates_nothing(
     assert sorted(o.client_order_id for o in orders) == sorted(ids)
     assert all(o.status is OrderStatus.FILLED for o in orders)
     assert len(fills) == n_callers * per_caller
+
+
+# ---- live settings and halts survive a restart (issue #17) -----------------------------------------
+
+
+@pytest.fixture
+def live_pair(ray_session: Any, db_url: str, tmp_path: Path) -> Iterator[tuple[Any, Any]]:
+    """A broker actor (bar clock, limit 5 per symbol) and a registry actor whose tools reach it."""
+    from nq_ray.runtime.registry import get_or_create_registry
+
+    ray = ray_session
+    suffix = uuid.uuid4().hex[:8]
+    limits = {**OPEN_LIMITS, "max_contracts_per_symbol": 5}
+    settings = Settings(store={"url": db_url}, data={"data_dir": str(tmp_path)}, risk={"limits": limits})
+    broker = get_or_create_broker(settings, name=f"paper_broker_{suffix}", namespace="nq", clock="bar")
+    registry = get_or_create_registry(
+        settings, name=f"tool_registry_{suffix}", broker_name=f"paper_broker_{suffix}"
+    )
+    yield broker, registry
+    for h in (registry, broker):
+        ray.kill(h, no_restart=True)
+
+
+def test_limit_patched_live_holds_after_the_broker_restarts(
+    ray_session: Any, live_pair: tuple[Any, Any]
+) -> None:
+    """PATCH /api/config's path (the registry's ``update_settings``) lowers the limit to 1; the broker is
+    killed and Ray restarts it with the settings it was created with (limit 5). Holding 1 NQ, a buy of 3
+    is refused by the limit in force (1), and the verdict names that limit and the settings version."""
+    ray, (h, registry) = ray_session, live_pair
+    ray.get(h.on_bar.remote("NQ", bar(et(10, 0), 20000, 20002, 19998, 20000)))
+    ray.get(h.place_order.remote(Order(side="buy", quantity=1, client_order_id="l-1")))
+    ray.get(h.on_bar.remote("NQ", bar(et(10, 5), 20000, 20001, 19999, 20000)))  # fills: long 1
+    out = ray.get(
+        registry.update_settings.remote({"risk": {"limits": {"max_contracts_per_symbol": 1}}}, "test")
+    )
+    _restart(ray, h)
+    rec = ray.get(h.place_order.remote(Order(side="buy", quantity=3, client_order_id="l-2")))
+    tool = ray.get(registry.call.remote("check_risk_limits", {"contracts": 3}, "test"))
+    version, shown = ray.get(registry.settings.remote())
+    assert out["version"] == version == 1 and shown.risk.limits.max_contracts_per_symbol == 1
+    assert rec.status is OrderStatus.REJECTED
+    assert [r.code for r in rec.reasons] == ["max_contracts_per_symbol"]
+    assert rec.verdict.limits.max_contracts_per_symbol == 1 and rec.verdict.settings_version == 1
+    assert tool["limits"]["max_contracts_per_symbol"] == 1 and tool["settings_version"] == 1
+    assert tool["verdict"]["approved"] is False
+
+
+def _set_halt(url: str, halted: bool, reason: str | None = None) -> None:
+    """Write the desk's persisted halt, as ``DeskService.kill`` / ``resume`` do."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from nq_ray.store.desk import DeskStore
+    from nq_ray.store.repository import Repository
+
+    async def go() -> None:
+        repo = await Repository.connect(url)
+        try:
+            state = {"halted": halted, "halt_reason": reason, "halted_by": "test" if halted else None}
+            await DeskStore(repo).set_state("desk", state, at=datetime.now(UTC))
+        finally:
+            await repo.close()
+
+    asyncio.run(go())
+
+
+def test_a_halt_in_the_store_refuses_entries_before_and_after_a_restart(
+    ray_session: Any, make_actor: Callable[[], Any], db_url: str
+) -> None:
+    """The desk's kill switch is its persisted state: the running broker refuses the next entry (no push
+    needed), a restarted broker still does, exits pass, and ``resume`` lets entries through again."""
+    ray, h = ray_session, make_actor()
+    ray.get(h.on_bar.remote("NQ", bar(et(10, 0), 20000, 20002, 19998, 20000)))
+    ray.get(h.place_order.remote(Order(side="buy", quantity=2, client_order_id="h-1")))
+    ray.get(h.on_bar.remote("NQ", bar(et(10, 5), 20000, 20001, 19999, 20000)))  # long 2
+    _set_halt(db_url, True, "kill switch: test")
+    entry = ray.get(h.place_order.remote(Order(side="buy", quantity=1, client_order_id="h-2")))
+    _restart(ray, h)
+    again = ray.get(h.place_order.remote(Order(side="buy", quantity=1, client_order_id="h-3")))
+    exit_ = ray.get(h.place_order.remote(Order(side="sell", quantity=1, client_order_id="h-4")))
+    _set_halt(db_url, False)
+    resumed = ray.get(h.place_order.remote(Order(side="buy", quantity=1, client_order_id="h-5")))
+    assert entry.status is again.status is OrderStatus.REJECTED
+    assert [r.code for r in entry.reasons] == [r.code for r in again.reasons] == ["halted"]
+    assert exit_.status is OrderStatus.ACCEPTED and resumed.status is OrderStatus.ACCEPTED
+    assert ray.get(h.live.remote())["halt"]["halted"] is False

@@ -172,3 +172,24 @@ def test_get_config_shows_no_url_password(tmp_path) -> None:
     assert "nq:nq@" not in text and "s3cret" not in text
     assert shown["store"]["url"] == store_url.replace("://nq:nq@", "://nq:***@")
     assert shown["cache"]["url"] == "redis://:***@127.0.0.1:1/0"
+
+
+def test_a_patched_limit_is_what_a_restarted_app_shows_and_its_gate_applies(settings) -> None:
+    """PATCH the limit to 1, stop the app, start a new one on the same store (a restart of the whole
+    in-process runtime): ``/api/config`` shows version 1 and limit 1, and ``check_risk_limits`` reports
+    the limits and version from the gate's own verdict — the same ones."""
+    from fastapi.testclient import TestClient
+
+    from nq_ray.serve.app import build_app
+
+    with TestClient(build_app(settings, use_actors=False), base_url="http://127.0.0.1") as first:
+        patch = {"risk": {"limits": {"max_contracts_per_symbol": 1}}}
+        assert first.patch("/api/config", json=patch, headers=AUTH).json()["version"] == 1
+    with TestClient(build_app(settings, use_actors=False), base_url="http://127.0.0.1") as again:
+        body = _config(again)
+        r = again.post("/api/tools/check_risk_limits", json={"contracts": 3}, headers=AUTH)
+    assert body["version"] == 1 and body["settings"]["risk"]["limits"]["max_contracts_per_symbol"] == 1
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["limits"]["max_contracts_per_symbol"] == 1 and out["settings_version"] == 1
+    assert out["verdict"]["limits"] == out["limits"] and out["verdict"]["adjusted_contracts"] <= 1

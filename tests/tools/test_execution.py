@@ -49,6 +49,23 @@ async def test_check_risk_limits_returns_the_gate_verdict(broker_registry) -> No
     assert verdict["reasons"]
 
 
+async def test_check_risk_limits_shows_the_limits_the_gate_applied_not_the_callers_copy(
+    broker_registry,
+) -> None:
+    """A caller whose settings say 1 contract (a replica that has not synced) asks a broker whose gate
+    enforces the default 4: the answer shows 4 — the verdict's own limits — never the caller's copy."""
+    first = await broker_registry.call("check_risk_limits", {"contracts": 1})  # the broker starts (limit 4)
+    stale = broker_registry.context.settings.merged({"risk": {"limits": {"max_contracts_per_symbol": 1}}})
+    broker_registry.context.settings = stale
+    out = await broker_registry.call("check_risk_limits", {"contracts": 3})
+    assert first["limits"]["max_contracts_per_symbol"] == 4
+    assert out["limits"]["max_contracts_per_symbol"] == 4  # before: 1, the caller's copy
+    assert out["verdict"]["limits"] == out["limits"]
+    assert out["settings_version"] == 0  # the store has no live overlay
+    book = await broker_registry.call("assess_portfolio_risk", {})
+    assert book["from_broker"] and book["limits"]["max_contracts_per_symbol"] == 4  # the gate's, too
+
+
 async def test_manage_position_status_and_portfolio_risk_use_the_broker_book(broker_registry) -> None:
     status = await broker_registry.call("manage_position", {"action": "status"})
     assert "positions" in status["portfolio"]

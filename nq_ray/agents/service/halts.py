@@ -1,6 +1,9 @@
 """Halts and the kill switch: the risk-engine codes and the "every LLM is down" condition that halt the
 desk automatically, the global kill switch (halt, close approvals, cancel and flatten), and ``resume``.
-A halt is persisted: a restarted desk is still halted."""
+A halt is persisted (``desk_state``): a restarted desk is still halted, and the paper broker reads the same
+row (``nq_ray.store.live.read_halt``) at start and before each order decision, so while halted its gate
+refuses every order that opens or adds to a position (code ``halted``) whoever sends it — the desk, the
+HTTP API or an MCP client — and still takes exits, so the kill switch's flatten goes through."""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from nq_ray.config import Settings
 from nq_ray.errors import InvalidArgumentError
+from nq_ray.store.live import DESK_STATE_KEY
 
 if TYPE_CHECKING:
     from nq_ray.agents.agents import Tools, UsageBook
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("nq_ray.agents.service")
 
 Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
-STATE_KEY = "desk"
+STATE_KEY = DESK_STATE_KEY  # the paper broker reads the halt from this row (``nq_ray.store.live``)
 
 
 def _utc_now() -> datetime:

@@ -43,7 +43,11 @@ async def test_kill_switch_cancels_flattens_halts_and_stays_halted_after_a_resta
         and status["halt_reason"] == "kill switch: test drill"
         and status["halted_by"] == "ops"
     )
-    assert refused["halted"] and refused["action"] == "buy" and not refused["execution"]["placed"]
+    # while halted the broker's gate (which reads the halt from the store) refuses the entry itself: the
+    # cycle is recorded, the risk verdict names ``halted``, and nothing is sent
+    assert refused["halted"] and refused["action"] == "none"
+    assert "halted" in {r["code"] for r in refused["risk"]["verdict"]["reasons"]}
+    assert not (refused["execution"] or {}).get("placed")
     assert orders_for(broker, ray_session, f"desk-{refused['decision_id']}") == []
     assert not resumed["halted"] and kill_rec["action"] == "kill" and kill_rec["decision"]["who"] == "ops"
 
