@@ -134,7 +134,9 @@ class Runtime:
             from nq_ray.runtime.registry import get_or_create_registry
 
             self.connect()
-            self._registry_actor = get_or_create_registry(self.settings, name=self.registry_name)
+            self._registry_actor = get_or_create_registry(
+                self.settings, name=self.registry_name, broker_name=self.broker_name
+            )
         return self._registry_actor
 
     def tools(self) -> ToolsPort:
