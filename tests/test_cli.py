@@ -81,6 +81,8 @@ def test_up_on_a_port_in_use_is_one_line_and_exit_2_before_ray_starts() -> None:
     import tempfile
     import time
 
+    import psutil
+
     from nq_ray.testing.instance import ROOT
 
     with socket.socket() as held:
@@ -104,8 +106,9 @@ def test_up_on_a_port_in_use_is_one_line_and_exit_2_before_ray_starts() -> None:
         )
     took = time.monotonic() - t0
     assert out.returncode == 2, out.stdout + out.stderr
+    holder = f"{psutil.Process().name()} (pid {os.getpid()})"  # python, or python3.11 under make test
     assert out.stderr.strip().splitlines() == [
-        f"error [invalid_config]: port {port} (HTTP (HAProxy)) is in use by python (pid {os.getpid()}); "
+        f"error [invalid_config]: port {port} (HTTP (HAProxy)) is in use by {holder}; "
         "stop that or change serve.port: --port or NQ_SERVE__PORT"
     ]
     assert "Traceback" not in out.stdout and took < 20  # no Ray was started (that alone takes seconds)

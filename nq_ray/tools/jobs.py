@@ -254,7 +254,12 @@ class JobManager:
             self._tasks.pop(job.id, None)
             self._cancel.pop(job.id, None)
             self._count(job.status)
-            await self._save_final(job)
+            # tracked with the other writes, so ``close`` waits for it: the job already reads as
+            # finished in memory, and closing the store under this write would lose its final state
+            final = loop.create_task(self._save_final(job))
+            self._writes.add(final)
+            final.add_done_callback(self._written)
+            await asyncio.shield(final)
 
     async def _save_final(self, job: JobState) -> None:
         fields = ("status", "progress", "total", "message", "finished_at", "result", "error")

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from nq_ray.config import Settings
@@ -84,7 +85,7 @@ def test_a_taken_http_port_is_one_error_naming_port_holder_and_setting(tmp_path:
     with pytest.raises(ConfigError) as err:
         check_ports(settings, plan_instance(settings).ports)
     msg = err.value.message
-    assert f"port {held} (HTTP (HAProxy)) is in use by python (pid {os.getpid()})" in msg
+    assert f"port {held} (HTTP (HAProxy)) is in use by {psutil.Process().name()} (pid {os.getpid()})" in msg
     assert "NQ_SERVE__PORT" in msg and "\n" not in msg
 
 
