@@ -21,17 +21,15 @@ import pytest
 
 from nq_ray.config import Settings
 from nq_ray.errors import ConfigError
-from nq_ray.serve.runtime import (
+from nq_ray.serve.instance import (
     REPLICA_PORT_BLOCK,
     _bindable,
-    check_bind,
     check_ports,
     claim_run_dir,
-    is_loopback,
     plan_instance,
     release_run_dir,
-    urls,
 )
+from nq_ray.serve.runtime import check_bind, is_loopback, urls
 from nq_ray.testing.instance import UpInstance, free_port
 from nq_ray.testing.wait import wait_until
 
