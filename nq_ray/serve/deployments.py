@@ -17,10 +17,40 @@ APP_NAME = "nq"
 DEPLOYMENT_NAME = "NQApi"
 
 
+def grpc_on_loopback() -> bool:
+    """In a replica on a loopback-only node, pin the replica's inter-deployment gRPC server to 127.0.0.1.
+
+    Serve 2.60 starts it on ``[::]:0`` — every interface — with no setting (``Replica._on_initialized``
+    calls ``add_port_to_grpc_server(server, "[::]:0")`` after the app is built). When the node itself is
+    on loopback (``ray.host``, the default; see ``nq_ray.runtime.cluster``) no other node can call it, so
+    the name the replica module calls is wrapped, in this replica process only, to bind 127.0.0.1. On a
+    node with a routable IP (a real cluster) it stays as Serve has it. Whether it pinned."""
+    import ray
+    from ray.serve._private import replica
+
+    from nq_ray.serve.runtime import is_loopback
+
+    original = replica.add_port_to_grpc_server
+    if getattr(original, "nq_loopback", False):
+        return True
+    if not is_loopback(ray.util.get_node_ip_address()):
+        return False
+
+    def add_port(server: Any, address: str) -> Any:
+        if address.startswith("[::]:"):
+            address = "127.0.0.1:" + address.rsplit(":", 1)[1]
+        return original(server, address)
+
+    add_port.nq_loopback = True  # type: ignore[attr-defined]
+    replica.add_port_to_grpc_server = add_port
+    return True
+
+
 def _builder(settings: Settings, app_kwargs: dict[str, Any], ui_on_demand: bool = False) -> Any:
     def make() -> Any:
         from nq_ray.serve.app import build_app  # here, in the replica: the driver need not import it
 
+        grpc_on_loopback()
         app = build_app(settings, **app_kwargs)
         if ui_on_demand:
             from nq_ray.serve.ui_app import UiOnDemand

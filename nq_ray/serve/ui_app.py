@@ -34,11 +34,19 @@ def api_url_for(settings: Settings) -> str:
 
 def _builder(api_url: str, token: str | None) -> Any:
     def make() -> Any:
+        import hmac
+
         from fastapi import FastAPI
         from nq_ray_ui import mount
 
-        auth = (lambda _user, password: password == token) if token else None
-        return mount(FastAPI(), api_url, token, path="/", auth=auth)
+        from nq_ray.serve.deployments import grpc_on_loopback
+
+        grpc_on_loopback()
+
+        def auth(_user: str, password: str) -> bool:  # Gradio's login form; constant-time compare
+            return token is not None and hmac.compare_digest(password.encode(), token.encode())
+
+        return mount(FastAPI(), api_url, token, path="/", auth=auth if token else None)
 
     return make
 

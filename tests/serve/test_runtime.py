@@ -179,6 +179,7 @@ def test_the_serve_llm_provider_follows_the_instances_port() -> None:
 # --- the real `nq-ray up`, in a subprocess: start, stop, leftovers --------------------------------------
 
 START_LIMIT_S = 15.0
+LOOPBACK_ADDRESSES = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
 STOP_LIMIT_S = 10.0
 
 
@@ -191,6 +192,9 @@ def test_up_is_healthy_fast_and_ctrl_c_leaves_nothing_behind(presses: int) -> No
         hap = [pid for pid, name in snap.processes.items() if name == "haproxy"]
         assert hap, snap.processes
         assert all(v.startswith("127.0.0.1 ") for p, v in snap.listening.items() if "haproxy" in v)
+        # every listener of the instance, Ray's and Serve's (the replica's gRPC server too) is on loopback
+        beyond = {p: v for p, v in snap.listening.items() if v.split()[0] not in LOOPBACK_ADDRESSES}
+        assert not beyond, beyond
         run_dir = Path(tempfile.gettempdir()) / f"nq-ray-{os.getuid()}" / str(inst.port)
         sockets = list(run_dir.glob("haproxy/*/admin.sock"))
         assert len(sockets) == 1 and stat.S_IMODE(sockets[0].stat().st_mode) == 0o600
