@@ -38,7 +38,7 @@ def one_run(times: int, args: tuple[str, ...] = ()) -> dict[str, Any]:
             "healthy_s": healthy_s,
             "stop_s": stop_s,
             "processes": snap.count,
-            "rss_mb": snap.rss_bytes / 2**20,
+            "rss_mib": snap.rss_bytes / 2**20,
             "listening": sorted(snap.listening),
             "left_processes": alive,
             "left_ports": ports,
@@ -50,13 +50,13 @@ def one_run(times: int, args: tuple[str, ...] = ()) -> dict[str, Any]:
 
 def table(rows: list[tuple[str, dict[str, Any]]]) -> str:
     out = [
-        "| run | /health after (s) | stop after SIGINT (s) | processes | RSS (MB) | left processes "
+        "| run | /health after (s) | stop after SIGINT (s) | processes | RSS (MiB) | left processes "
         "| left ports |",
         "| --- | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     for name, r in rows:
         out.append(
-            f"| {name} | {r['healthy_s']:.1f} | {r['stop_s']:.1f} | {r['processes']} | {r['rss_mb']:,.0f} | "
+            f"| {name} | {r['healthy_s']:.1f} | {r['stop_s']:.1f} | {r['processes']} | {r['rss_mib']:,.0f} | "
             f"{len(r['left_processes'])} | {', '.join(r['left_ports']) or 'none'} |"
         )
     return "\n".join(out)
@@ -77,7 +77,7 @@ def main(
     print(
         f"\nmedian: /health {statistics.median(r['healthy_s'] for r in ones):.1f} s, stop "
         f"{statistics.median(r['stop_s'] for r in ones):.1f} s, {ones[0]['processes']} processes, "
-        f"{statistics.median(r['rss_mb'] for r in ones):,.0f} MB RSS; listening: {rows[0][1]['listening']}"
+        f"{statistics.median(r['rss_mib'] for r in ones):,.0f} MiB RSS; listening: {rows[0][1]['listening']}"
     )
     for name, r in rows:
         if r["left_processes"] or r["left_ports"]:

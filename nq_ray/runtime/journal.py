@@ -110,17 +110,3 @@ def open_paper_broker(
         clock=clock,
         **broker_kwargs,
     )
-
-
-def paper_broker_from_settings(settings: Any, *, clock: Clock | None = None, **kwargs: Any) -> PaperBroker:
-    """``open_paper_broker`` on the settings' store, risk limits, account size and costs."""
-    ex = settings.execution
-    return open_paper_broker(
-        settings.store_url,
-        limits=settings.risk.limits,
-        starting_balance_usd=settings.risk.account_size_usd,
-        slippage_ticks=ex.slippage_ticks,
-        commission_per_contract=ex.commission_per_contract,
-        clock=clock,
-        **kwargs,
-    )
