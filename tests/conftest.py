@@ -41,6 +41,24 @@ SERIAL_PATHS = (
 )
 
 
+SUMMARY_PROPERTY = "summary"  # record_property("summary", line): shown at the end of the run (fault matrix)
+_summaries: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Collect the ``summary`` lines tests record (also from xdist workers, whose reports carry them)."""
+    if report.when == "call":
+        _summaries.extend(f"{report.nodeid}: {v}" for k, v in report.user_properties if k == SUMMARY_PROPERTY)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the recorded summaries (the fault matrix's counts) whatever the verbosity."""
+    if _summaries:
+        terminalreporter.section("recorded summaries")
+        for line in _summaries:
+            terminalreporter.write_line(line)
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
     if config.getvalue("dist") != "loadfile":
         return None  # xdist's own scheduler

@@ -337,6 +337,7 @@ async def test_fault_matrix_loses_nothing_doubles_nothing_and_keeps_limits_and_h
     counts["fills"] = len(fills)
     summary = " ".join(f"{k}={v}" for k, v in sorted(counts.items()))
     print(f"\nfault matrix [{db_url.split(':', 1)[0]}]: {summary}")
+    record_property("summary", f"fault matrix [{db_url.split(':', 1)[0]}]: {summary}")
     for k, v in counts.items():
         record_property(k, v)
 
@@ -558,6 +559,7 @@ async def test_a_sigkilled_ray_runtime_comes_back_with_its_orders_limits_and_hal
     summary = " ".join(f"{k}={v}" for k, v in sorted(counts.items()))
     print(f"\nRay runtime SIGKILL [{db_url.split(':', 1)[0]}]: {summary}")
     print(f"B stopped: {rays['b']['stopped_stale']}\nC stopped: {rays['c']['stopped_stale']}")
+    record_property("summary", f"Ray runtime SIGKILL [{db_url.split(':', 1)[0]}]: {summary}")
     for k, v in counts.items():
         record_property(k, v)
 
