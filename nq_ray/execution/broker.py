@@ -170,6 +170,10 @@ class Broker:
         self.commission_per_contract = commission_per_contract
         self.stop_first = stop_first
         self.max_volume_participation = max_volume_participation
+        # set by the host that knows the live state (the runtime's broker): a halt refuses new entries
+        # (code ``halted``), and every verdict names the settings version its limits come from
+        self.halt_reason: str | None = None
+        self.settings_version: int | None = None
         self._orders: dict[str, OrderRecord] = {}  # every order this book has seen
         self._open: dict[str, None] = {}  # open orders, in submission order
         self._positions: dict[str, PositionRecord] = {}
@@ -305,13 +309,15 @@ class Broker:
     # ---- submission -------------------------------------------------------------------------------
 
     def check(self, order: Order, now: datetime) -> RiskVerdict:
-        """The risk gate on this book's own state."""
+        """The risk gate on this book's own state (and its halt and settings version, when set)."""
         return check_order(
             order,
             self.account_state(now),
             self.limits,
             mark_price=self.mark_prices() or None,
             clock=lambda: now,
+            halt_reason=self.halt_reason,
+            settings_version=self.settings_version,
         )
 
     def validate(self, order: Order) -> None:

@@ -42,7 +42,7 @@ from nq_ray.domain.orders import Fill, Order, OrderType
 from nq_ray.execution.broker import Broker, ManagePosition, parse_order
 from nq_ray.execution.paper import PaperBroker
 from nq_ray.execution.records import FillRecord, OrderRecord
-from nq_ray.risk.gate import RiskVerdict, check_order
+from nq_ray.risk.gate import RiskVerdict
 from nq_ray.risk.limits import RiskLimits
 from nq_ray.runtime.cluster import NAMESPACE, RemoteMethods, named_actor
 from nq_ray.runtime.feed import MarkFeed
@@ -55,25 +55,6 @@ MAX_TASK_RETRIES = 5
 
 def _wall_clock() -> datetime:
     return datetime.now(UTC)
-
-
-class LiveBook(Broker):
-    """The paper book whose gate also knows the live state: the desk's halt (new entries refused, code
-    ``halted``) and the settings version its limits come from (stamped on every verdict)."""
-
-    halt: Halt = Halt()
-    settings_version: int = 0
-
-    def check(self, order: Order, now: datetime) -> RiskVerdict:
-        return check_order(
-            order,
-            self.account_state(now),
-            self.limits,
-            mark_price=self.mark_prices() or None,
-            clock=lambda: now,
-            halt_reason=(self.halt.reason or "halted") if self.halt.halted else None,
-            settings_version=self.settings_version,
-        )
 
 
 def _limits(settings: Any) -> RiskLimits:
@@ -99,16 +80,17 @@ class BrokerService:
             live = journal.run(read_live(journal.repo))
             self.settings, self.stale = effective_settings(settings, live.overlay)
             ex = self.settings.execution
-            book = LiveBook(
+            book = Broker(
                 limits=_limits(self.settings),
                 starting_balance_usd=self.settings.risk.account_size_usd,
                 slippage_ticks=ex.slippage_ticks,
                 commission_per_contract=ex.commission_per_contract,
                 **(broker_kwargs or {}),
             )
-            book.halt, book.settings_version = live.halt, live.overlay.version
             self._journal = journal
             self._book = book
+            book.settings_version = live.overlay.version
+            self._set_halt(live.halt)
             self._svc = PaperBroker(journal, book, clock=_wall_clock if clock == "wall" else None)
             self._svc.recover()  # orders journaled but not decided are decided under the live state
         except BaseException:
@@ -117,6 +99,15 @@ class BrokerService:
         self._feed = MarkFeed(self.settings) if feed else None
 
     # ---- live state -----------------------------------------------------------------------------
+
+    @property
+    def _version(self) -> int:
+        """The live overlay's version the gate's limits come from (the book stamps it on verdicts)."""
+        return self._book.settings_version or 0
+
+    def _set_halt(self, halt: Halt) -> None:
+        self._halt = halt
+        self._book.halt_reason = (halt.reason or "halted") if halt.halted else None
 
     def _take(self, settings: Any, version: int) -> None:
         self.settings = settings
@@ -129,19 +120,19 @@ class BrokerService:
         """Read the halt and the overlay's version from the store; take a newer overlay (one small
         query per order decision: the store, not a push that may be lost, decides)."""
         version, halt = self._journal.run(live_version(self._journal.repo))
-        self._book.halt = halt
-        if version != self._book.settings_version:
+        self._set_halt(halt)
+        if version != self._version:
             live = self._journal.run(read_live(self._journal.repo))
             settings, self.stale = effective_settings(self._start, live.overlay)
             self._take(settings, live.overlay.version)
-            self._book.halt = live.halt
+            self._set_halt(live.halt)
 
     def live(self) -> dict[str, Any]:
         """The live state this broker's gate applies now (read from the store first)."""
         self._refresh()
-        h = self._book.halt
+        h = self._halt
         return {
-            "settings_version": self._book.settings_version,
+            "settings_version": self._version,
             "limits": self._book.limits.model_dump(mode="json"),
             "halt": {"halted": h.halted, "reason": h.reason, "by": h.by, "at": h.at},
             "stale": list(self.stale),
@@ -238,11 +229,11 @@ class BrokerService:
         """Take live settings changes (the registry's push of overlay ``version``): the risk gate's limits
         (in force for the next order) and the feed's data source. A push older than what this broker has
         already read from the store is ignored (pushes may arrive out of order)."""
-        if version is None or version >= self._book.settings_version:
-            self._take(settings, self._book.settings_version if version is None else version)
+        if version is None or version >= self._version:
+            self._take(settings, self._version if version is None else version)
         return {
             "limits": self._svc.book.limits.model_dump(mode="json"),
-            "settings_version": self._book.settings_version,
+            "settings_version": self._version,
         }
 
     def limits(self) -> dict[str, Any]:
