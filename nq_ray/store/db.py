@@ -9,9 +9,9 @@ import asyncio
 import contextlib
 import fcntl
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -20,6 +20,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 
 from nq_ray.errors import ConfigError
+
+T = TypeVar("T")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _SCHEMES = ("sqlite+aiosqlite", "postgresql+asyncpg")
@@ -128,26 +130,28 @@ async def current_revision(conn: AsyncConnection) -> str | None:
     return await conn.run_sync(rev)
 
 
-def _run_sync(coro_fn: Any) -> None:
-    """Run an async function to completion from sync code, also when this thread already has a loop."""
+def run_sync(coro_fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run an async function to completion from sync code (an actor's ``__init__``, a CLI), also when
+    this thread already has a loop (then on a private thread); its result, or its exception raised."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        asyncio.run(coro_fn())
-        return
-    errors: list[BaseException] = []
+        return asyncio.run(coro_fn())
+    box: dict[str, Any] = {}
 
     def target() -> None:
         try:
-            asyncio.run(coro_fn())
+            box["value"] = asyncio.run(coro_fn())
         except BaseException as exc:
-            errors.append(exc)
+            box["error"] = exc
 
     t = threading.Thread(target=target)
     t.start()
     t.join()
-    if errors:
-        raise errors[0]
+    if "error" in box:
+        raise box["error"]
+    out: T = box["value"]
+    return out
 
 
 def migrate(url: str, revision: str = "head") -> None:
@@ -160,4 +164,4 @@ def migrate(url: str, revision: str = "head") -> None:
         finally:
             await engine.dispose()
 
-    _run_sync(go)
+    run_sync(go)

@@ -24,9 +24,7 @@ each order decision: while halted, its gate refuses every order that opens or ad
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -34,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from nq_ray.config import redact
+from nq_ray.store.db import run_sync
 from nq_ray.store.models import ConfigChangeRow, DeskStateRow, LiveSettingsRow
 from nq_ray.store.repository import Repository
 
@@ -230,9 +229,8 @@ async def record_live_change(
 
 
 def read_live_sync(url: str) -> LiveState:
-    """``read_live`` from sync code (an actor's ``__init__``), on a private event loop and thread; the
-    store is migrated first (a fresh one has no overlay and no halt)."""
-    box: dict[str, Any] = {}
+    """``read_live`` from sync code (an actor's ``__init__``; ``run_sync``); the store is migrated first
+    (a fresh one has no overlay and no halt)."""
 
     async def go() -> LiveState:
         repo = await Repository.connect(url)
@@ -241,16 +239,4 @@ def read_live_sync(url: str) -> LiveState:
         finally:
             await repo.close()
 
-    def target() -> None:
-        try:
-            box["value"] = asyncio.run(go())
-        except BaseException as exc:
-            box["error"] = exc
-
-    t = threading.Thread(target=target, name="nq-live-read")
-    t.start()
-    t.join()
-    if "error" in box:
-        raise box["error"]
-    out: LiveState = box["value"]
-    return out
+    return run_sync(go)
