@@ -28,7 +28,7 @@ def grpc_on_loopback() -> bool:
     import ray
     from ray.serve._private import replica
 
-    from nq_ray.serve.runtime import is_loopback
+    from nq_ray.runtime.cluster import is_loopback
 
     original = replica.add_port_to_grpc_server
     if getattr(original, "nq_loopback", False):

@@ -10,7 +10,6 @@ answer for each other (see docs/runtime.md "Start and stop").
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import os
 import signal
@@ -22,6 +21,7 @@ from typing import Any
 
 from nq_ray.config import Settings
 from nq_ray.errors import ConfigError
+from nq_ray.runtime.cluster import is_loopback
 from nq_ray.serve.instance import (
     Instance,
     check_ports,
@@ -37,7 +37,6 @@ APP_NAME = "nq"
 BROKER_NAME = "paper_broker"  # the default of ``build_app`` / ``Runtime``
 MARK_INTERVAL_S = 15.0
 log = logging.getLogger(__name__)
-LOOPBACK_NAMES = ("localhost",)
 STOP_DEADLINE_S = 8.0  # a clean stop that takes longer is finished by force
 SERVE_SHUTDOWN_TIMEOUT_S = 3.0
 
@@ -71,15 +70,6 @@ def use_fast_ingress(enabled: bool = True) -> None:
     for k, v in SERVE_FAST_INGRESS_ENV.items():
         if enabled:
             os.environ.setdefault(k, v)
-
-
-def is_loopback(host: str) -> bool:
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_bind(settings: Settings) -> None:
