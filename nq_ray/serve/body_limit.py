@@ -15,6 +15,8 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from starlette.responses import Response
+
 from nq_ray.errors import BodyTooLargeError
 from nq_ray.serve.problems import PROBLEM, problem_body
 
@@ -51,7 +53,7 @@ class BodyLimit:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:
-            await _refuse(scope, send, too_large(self.max_bytes, declared))
+            await _refuse(scope, receive, send, too_large(self.max_bytes, declared))
             return
         total = 0
         over: BodyTooLargeError | None = None
@@ -83,23 +85,14 @@ class BodyLimit:
             if over is None or started:
                 raise
         if over is not None and not started:
-            await _refuse(scope, send, over)
+            await _refuse(scope, receive, send, over)
 
 
-async def _refuse(scope: Scope, send: Send, err: BodyTooLargeError) -> None:
+async def _refuse(scope: Scope, receive: Receive, send: Send, err: BodyTooLargeError) -> None:
     body = json.dumps(problem_body(err, scope.get("path"))).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": err.http_status,
-            "headers": [
-                (b"content-type", PROBLEM.encode()),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),  # the rest of the body is never read
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    # connection: close — the rest of the body is never read
+    refusal = Response(body, status_code=err.http_status, media_type=PROBLEM, headers={"connection": "close"})
+    await refusal(scope, receive, send)  # a plain Response never reads the request
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -127,18 +127,10 @@ class UiOnDemand:
         path = scope.get("path", "")
         if scope["type"] == "http" and (path == UI_ROUTE_PREFIX or path.startswith(UI_ROUTE_PREFIX + "/")):
             self._start()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 503,
-                    "headers": [
-                        (b"content-type", b"text/html; charset=utf-8"),
-                        (b"retry-after", b"3"),
-                        (b"cache-control", b"no-store"),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": STARTING_PAGE})
+            from starlette.responses import HTMLResponse
+
+            headers = {"retry-after": "3", "cache-control": "no-store"}
+            await HTMLResponse(STARTING_PAGE, status_code=503, headers=headers)(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
