@@ -5,6 +5,7 @@ ports (``nq_ray.ports``), and ``Runtime``, which builds the services for a mode.
 | module | what |
 | --- | --- |
 | ``cluster`` | ``connect`` (the one ``ray.init``; token auth, loopback), ``shutdown``, ``named_actor`` |
+| ``sessions`` | the local Ray's processes on record; a Ray a killed owner left is found and stopped |
 | ``builder`` | ``Runtime(settings, mode="in_process" | "local" | "cluster")`` |
 | ``broker`` | ``BrokerService``, ``BrokerActor``, ``RayBroker``, ``LocalBroker`` |
 | ``journal`` | the SQL order journal (``Journal``), ``open_paper_broker`` |

@@ -15,7 +15,7 @@ Defaults, in one place (``settings.ray``, ``nq_ray.config.RaySettings``):
   deadline), so a wrong address or a missing token is a ``ConfigError`` within seconds, not a hang; a
   cluster that asks for a token gets ``RAY_AUTH_TOKEN``, else the settings' token file;
 - a local start records its Ray processes in ``<data_dir>/ray_sessions/<pid>.json``; the next start
-  stops a Ray whose owner died without shutting it down (``stale_sessions``, ``clean_stale_sessions``);
+  stops a Ray whose owner died without shutting it down (``nq_ray.runtime.sessions``);
 - ``log_to_driver=False`` and ``configure_logging=False``: workers' logs stay in Ray's session logs and
   Ray leaves this process's logging alone (the stdio MCP server writes nothing but protocol on stdout);
 - idempotent: when Ray is already up in this process, ``connect`` changes nothing and says so.
@@ -27,27 +27,25 @@ Actors: named, in namespace ``nq``, ``lifetime="detached"`` (they outlive the dr
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import ipaddress
-import json
 import logging
 import os
 import secrets
 import socket
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nq_ray.errors import ConfigError
+from nq_ray.runtime.sessions import clean_stale_sessions, forget_sessions, record_session
 
 if TYPE_CHECKING:
     from nq_ray.config import Settings
 
 NAMESPACE = "nq"
 TOKEN_FILE = "ray_auth_token"
-SESSIONS_DIR = "ray_sessions"
 _TOKEN_KEY = "NQ_RAY__TOKEN_PATH"
 log = logging.getLogger(__name__)
 
@@ -55,7 +53,6 @@ log = logging.getLogger(__name__)
 # ``shutdown`` puts them back: a later Ray in this process starts from the caller's environment.
 _saved_env: dict[str, str | None] = {}
 _saved_cluster_flag: list[bool] = []
-_session_records: list[Path] = []
 
 
 @dataclass(frozen=True)
@@ -76,29 +73,13 @@ class Connection:
     stopped_stale: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class StaleSession:
-    """A Ray that an nq-ray process (``owner_pid``, now gone) started for this data dir and never shut
-    down: its processes still alive (``pids``, ``names``)."""
-
-    record: Path
-    owner_pid: int
-    gcs_address: str | None
-    session_dir: str | None
-    pids: tuple[int, ...] = field(default_factory=tuple)
-    names: tuple[str, ...] = field(default_factory=tuple)
-
-    def describe(self) -> str:
-        procs = ", ".join(f"{n} {p}" for n, p in zip(self.names, self.pids, strict=True))
-        return f"a Ray left by nq-ray pid {self.owner_pid} (GCS {self.gcs_address}): {procs}"
-
-
 def ray_address(address: str | None = None) -> str | None:
     """``address``, else ``RAY_ADDRESS`` from the environment, else None (start a local Ray)."""
     return address or os.environ.get("RAY_ADDRESS") or None
 
 
 def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback IP address (127.0.0.0/8, ::1); a name or anything else is not."""
     if host == "localhost":
         return True
     try:
@@ -342,123 +323,13 @@ def _loopback_only(host: str, port: int) -> bool:
     return False
 
 
-# ---- the local Ray's processes --------------------------------------------------------------------------
-
-
-def _sessions_dir(settings: Settings) -> Path:
-    return settings.data.data_dir / SESSIONS_DIR
-
-
-def _record_session(settings: Settings, gcs_address: str | None, session_dir: str | None) -> Path:
-    """``<data_dir>/ray_sessions/<pid>.json``: this process and the Ray processes it started."""
-    import psutil
-
-    me = psutil.Process()
-    procs = [
-        {"pid": p.pid, "create_time": p.create_time(), "name": p.name()} for p in me.children(recursive=True)
-    ]
-    record = {
-        "owner": {"pid": me.pid, "create_time": me.create_time()},
-        "gcs_address": gcs_address,
-        "session_dir": session_dir,
-        "processes": procs,
-    }
-    path = _sessions_dir(settings) / f"{me.pid}.json"
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.write_text(json.dumps(record), encoding="utf-8")
-    atexit.register(_forget_session, path)
-    _session_records.append(path)
-    return path
-
-
-def _forget_session(path: Path) -> None:
-    path.unlink(missing_ok=True)
-
-
-def _alive(pid: int, create_time: float) -> Any | None:
-    """The ``psutil.Process`` ``pid`` if it is still the process recorded (same start time), else None."""
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        if abs(proc.create_time() - create_time) > 0.01 or proc.status() == psutil.STATUS_ZOMBIE:
-            return None
-        return proc
-    except psutil.Error:
-        return None
-
-
-def stale_sessions(settings: Settings) -> list[StaleSession]:
-    """The Rays that nq-ray processes started for this data dir and left running when they died
-    (SIGKILL, a crash): the owner is gone, some of its Ray processes are not. Records with nothing left
-    alive are removed; live owners' Rays are not stale."""
-    out: list[StaleSession] = []
-    folder = _sessions_dir(settings)
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-            owner = record["owner"]
-            procs = record["processes"]
-        except (OSError, ValueError, KeyError, TypeError):
-            path.unlink(missing_ok=True)
-            continue
-        if _alive(owner["pid"], owner["create_time"]) is not None:
-            continue
-        alive = [(p["pid"], p["name"]) for p in procs if _alive(p["pid"], p["create_time"]) is not None]
-        if not alive:
-            path.unlink(missing_ok=True)
-            continue
-        out.append(
-            StaleSession(
-                record=path,
-                owner_pid=owner["pid"],
-                gcs_address=record.get("gcs_address"),
-                session_dir=record.get("session_dir"),
-                pids=tuple(p for p, _ in alive),
-                names=tuple(n for _, n in alive),
-            )
-        )
-    return out
-
-
-def clean_stale_sessions(settings: Settings, *, timeout_s: float = 10.0) -> list[StaleSession]:
-    """Stop the ``stale_sessions`` of this data dir (SIGTERM, then SIGKILL after ``timeout_s``) and drop
-    their records; what was stopped. ``ConfigError`` naming the pids when they cannot be stopped."""
-    import psutil
-
-    stopped = []
-    for stale in stale_sessions(settings):
-        procs = [p for p in (psutil.Process(pid) for pid in stale.pids if psutil.pid_exists(pid))]
-        try:
-            for p in procs:
-                p.terminate()
-            _, left = psutil.wait_procs(procs, timeout=timeout_s)
-            for p in left:
-                p.kill()
-            psutil.wait_procs(left, timeout=timeout_s)
-        except psutil.AccessDenied:
-            pids = " ".join(map(str, stale.pids))
-            raise ConfigError(
-                f"{stale.describe()} is still running and cannot be stopped from here; stop it with "
-                f"`kill {pids}`",
-                pids=list(stale.pids),
-            ) from None
-        except psutil.NoSuchProcess:
-            pass
-        stale.record.unlink(missing_ok=True)
-        log.warning("stopped %s", stale.describe())
-        stopped.append(stale)
-    return stopped
-
-
 def shutdown() -> None:
     """``ray.shutdown()``, then forget this process's session record and put back the environment
     ``connect`` changed. Safe to call when Ray is not up."""
     import ray
 
     ray.shutdown()
-    while _session_records:
-        _forget_session(_session_records.pop())
+    forget_sessions()
     if _saved_env or _saved_cluster_flag:
         _restore_env()
 
@@ -524,7 +395,7 @@ def connect(
     info = getattr(ctx, "address_info", {}) or {}
     gcs = info.get("gcs_address")
     if address is None:
-        _record_session(settings, gcs, info.get("session_dir"))
+        record_session(settings, gcs, info.get("session_dir"))
     url = getattr(ctx, "dashboard_url", None)
     return Connection(
         started=address is None,

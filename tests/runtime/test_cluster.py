@@ -29,14 +29,13 @@ from nq_ray.errors import ConfigError
 from nq_ray.runtime.cluster import (
     NAMESPACE,
     actor_options,
-    clean_stale_sessions,
     connect,
     ensure_token,
     named_actor,
     probe,
-    stale_sessions,
     token_candidates,
 )
+from nq_ray.runtime.sessions import clean_stale_sessions, stale_sessions
 from nq_ray.testing.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -156,8 +155,9 @@ def _clean_env(home: Path, **extra: str) -> dict[str, str]:
     return env | ROOT_ENV | {"HOME": str(home)} | extra
 
 
-@pytest.fixture
-def head(tmp_path: Path) -> Iterator[dict[str, Any]]:
+def _start_head(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, str]:
+    """A process that starts a local Ray through ``connect`` (``HEAD``) on ``tmp_path``'s data dir; it
+    prints one JSON line when Ray is up and stops it when its stdin closes."""
     data, tmp = tmp_path / "data", tempfile.mkdtemp(prefix="nqh", dir="/tmp")
     proc = subprocess.Popen(
         [sys.executable, "-c", HEAD, str(data), tmp],
@@ -167,6 +167,13 @@ def head(tmp_path: Path) -> Iterator[dict[str, Any]]:
         text=True,
         env=_clean_env(tmp_path),
     )
+    assert proc.stdout is not None and proc.stdin is not None
+    return proc, data, tmp
+
+
+@pytest.fixture
+def head(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    proc, data, tmp = _start_head(tmp_path)
     assert proc.stdout is not None and proc.stdin is not None
     line = proc.stdout.readline()
     assert line, f"the head process exited ({proc.wait()})"
@@ -374,15 +381,7 @@ def _running(pid: int) -> bool:
 def test_a_ray_left_by_a_killed_owner_is_found_and_stopped(tmp_path: Path) -> None:
     import psutil
 
-    data, tmp = tmp_path / "data", tempfile.mkdtemp(prefix="nqh", dir="/tmp")
-    owner = subprocess.Popen(
-        [sys.executable, "-c", HEAD, str(data), tmp],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=_clean_env(tmp_path),
-    )
+    owner, data, tmp = _start_head(tmp_path)
     assert owner.stdout is not None
     info = json.loads(owner.stdout.readline())
     settings = Settings(data={"data_dir": str(data)})
