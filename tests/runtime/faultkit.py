@@ -34,19 +34,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from nq_ray.config import Settings
+from tests.execution.helpers import OPEN_LIMITS
 
 T0 = datetime(2026, 3, 10, 10, 0, tzinfo=ZoneInfo("America/New_York"))  # a Tuesday, CME open
 PRICE = 20000.0
-START_LIMITS = {
-    "max_contracts_per_symbol": 4,  # the start-up value; the test patches it to 2 live
-    "max_total_contracts": None,
-    "max_notional_usd": None,
-    "max_margin_use_pct": None,
-    "max_daily_loss_usd": None,
-    "trailing_drawdown_usd": None,
-    "max_orders_per_minute": None,
-    "max_consecutive_losses": None,
-}
+# every limit off but the one the test patches live (start-up value 4, patched to 2)
+START_LIMITS = {**OPEN_LIMITS, "max_contracts_per_symbol": 4}
 
 
 def settings_for(url: str, data_dir: str) -> Settings:
