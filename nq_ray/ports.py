@@ -11,8 +11,11 @@ Pure typing, no behaviour. Callers use plain async methods (``await ctx.broker()
   local: ``agents.agents.LocalTools``.
 - ``Auditor``: where each tool call is recorded. Ray: ``tools.audit.ForwardingAuditor`` over an
   ``AuditLog`` (``runtime.registry.RayAuditLog``); local: ``tools.audit.StoreAuditor``.
-- ``DeskPort``: the trading desk's loop controls. Ray: ``runtime.desk.RayDesk``; in process the loop
-  uses ``agents.service.DeskService`` itself.
+- ``AgentsPort``: the desk's agents as the ``agents`` tools see them (list them, run a seed task on one).
+  Ray: ``runtime.desk.RayDesk``; in process: ``agents.service.DeskService``. ``runtime.Runtime`` hands
+  the one desk of a runtime to its tool context (``ToolContext.desk_factory``).
+- ``DeskPort``: the trading desk's loop controls (and its agents). Ray: ``runtime.desk.RayDesk``; in
+  process the loop uses ``agents.service.DeskService`` itself.
 - ``Clock``: "now", a function returning an aware ``datetime``.
 
 Record types in the signatures (``RiskVerdict``, ``OrderRecord``, ...) are imported for type checkers
@@ -68,6 +71,8 @@ class PaperBrokerPort(BrokerPort, Protocol):
 
     async def on_price(self, symbol: str, price: float, time: datetime) -> list[Any]: ...
 
+    async def on_bar(self, symbol: str, bar: Any) -> list[Any]: ...
+
     async def refresh_marks(self) -> dict[str, Any]: ...
 
     async def apply_settings(self, settings: Any) -> dict[str, Any]: ...
@@ -100,7 +105,20 @@ class AuditLog(Protocol):
 
 
 @runtime_checkable
-class DeskPort(Protocol):
+class AgentsPort(Protocol):
+    """The desk's agents: ``list_agents()`` → each agent's ``agent_id``, ``agent_type``, ``tasks`` (the task
+    types it runs), ``config``, ``created_at``, ``default``; ``agent_task(agent_id, task)`` runs the seed
+    task ``{"type": ..., "parameters": {...}}`` on one agent and records it → ``agent_id``, ``type``,
+    ``record_id``, ``result``. An unknown agent is ``NotFoundError``, a bad task ``InvalidArgumentError``,
+    an order task on a halted desk ``DeskHaltedError``."""
+
+    async def list_agents(self) -> list[dict[str, Any]]: ...
+
+    async def agent_task(self, agent_id: str, task: dict[str, Any]) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class DeskPort(AgentsPort, Protocol):
     """The trading desk actor as the ``nq-ray trade`` loop drives it (``DeskService`` has the same
     methods, with ``ensure`` for ``ready``)."""
 

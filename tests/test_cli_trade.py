@@ -57,7 +57,9 @@ def test_trade_loop_prints_each_decision_and_stops_cleanly_on_ctrl_c(env: dict[s
     decisions = [x for x in lines if "decision #" in x]
 
     assert proc.returncode == 0, "\n".join(lines[-20:])
-    assert lines[0].startswith("desk loop: NQ every 1 s (always)")
+    # on the bundled sample the loop runs on its replay, and says so first
+    assert lines[0].startswith("replay of sample starts at") and "x60 real time" in lines[0]
+    assert any(x.startswith("desk loop: NQ every 1 s (always)") for x in lines)
     assert len(decisions) >= 2 and "decision #1 NQ:" in decisions[0] and "(rules)" in decisions[0]
     assert any(x.startswith("desk loop stopped after") for x in lines)
     assert not any("Traceback" in x for x in lines)
@@ -130,14 +132,16 @@ async def test_trade_loop_with_ray_address_drives_the_desk_actor(
     def named() -> set[str]:
         return {a["name"] for a in ray_session.util.list_named_actors(all_namespaces=True)}
 
-    for name in ("trading_desk", "tool_registry", "paper_broker"):  # left behind, with another store
+    # left behind by earlier tests, with another store (and the replay whose clock a desk would follow)
+    runtime_actors = {"trading_desk", "tool_registry", "paper_broker", "market_replay"}
+    for name in runtime_actors:
         with contextlib.suppress(ValueError):
             ray_session.kill(ray_session.get_actor(name, namespace="nq"), no_restart=True)
     await await_until(  # a killed actor's name is free once it is dead
-        lambda: not {"trading_desk", "tool_registry", "paper_broker"} & named(),
+        lambda: not runtime_actors & named(),
         timeout_s=30,
         interval_s=0.2,
-        message="the killed desk, registry and broker actors are gone",
+        message="the killed runtime actors are gone",
     )
     before = named()
     lines: list[str] = []

@@ -15,11 +15,14 @@ TESTS = ROOT / "tests"
 # module (or a folder ending in "/") → the test module(s) that cover it, found by grepping tests/ for
 # imports of the module or of what it defines. Keep it honest: name a test that exercises the module.
 COVERED_ELSEWHERE: dict[str, str] = {
+    "nq_ray/store/replay.py": "tests/runtime/test_replay.py",  # continued, never going back
     "nq_ray/ports.py": "tests/runtime/test_ports.py",  # every adapter checked against its port
     "nq_ray/runtime/metrics.py": "tests/runtime/test_registry.py",  # the registry actor's counters
     "nq_ray/settings/llm.py": "tests/settings/test_settings.py",  # and tests/llm/test_config.py
     "nq_ray/settings/risk.py": "tests/settings/test_settings.py",  # and tests/risk/test_limits.py
     "nq_ray/agents/backtest.py": "tests/agents/test_agent_backtest.py",
+    "nq_ray/agents/seed.py": "tests/agents/test_seed_api.py",  # each seed snippet, both call styles
+    "nq_ray/context.py": "tests/agents/test_seed_api.py",  # the seed's import names
     "nq_ray/agents/cli.py": "tests/agents/test_desk.py",  # the desk commands; and tests/test_cli_trade.py
     "nq_ray/agents/loop.py": "tests/test_cli_trade.py",  # `nq-ray trade` runs the loop
     "nq_ray/agents/models.py": "tests/agents/test_agents.py",  # and test_desk.py, test_service*.py

@@ -23,10 +23,13 @@ async def run_desk(
     symbol: str = "NQ",
     registry: ToolRegistry,
     router: LLMRouter | None = None,
+    clock: Any = None,
 ) -> dict[str, Any]:
     """One ``DeskService.run_once`` over ``settings`` and ``registry`` — the desk's own cycle, so a halted
-    desk, approval mode, memory and budgets apply as in the loop (``router`` is a seam for tests)."""
-    service = DeskService(settings, tools=LocalTools(registry), router=router)
+    desk, approval mode, memory and budgets apply as in the loop (``router`` is a seam for tests);
+    ``clock`` is the runtime's exchange clock (default the wall clock)."""
+    kw: dict[str, Any] = {} if clock is None else {"clock": clock.now, "sleep": clock.sleep}
+    service = DeskService(settings, tools=LocalTools(registry), router=router, **kw)
     try:
         return await service.run_once(symbol)
     finally:
@@ -39,6 +42,7 @@ def trade_once(
     symbol: str = "NQ",
     registry: ToolRegistry,
     router: LLMRouter | None = None,
+    clock: Any = None,
 ) -> dict[str, Any]:
     """Run one desk cycle and return its summary (decision id, view, risk verdict, orders)."""
-    return asyncio.run(run_desk(settings, symbol=symbol, registry=registry, router=router))
+    return asyncio.run(run_desk(settings, symbol=symbol, registry=registry, router=router, clock=clock))

@@ -1,18 +1,27 @@
 """``ContextManager``: build an agent's prompt context from the seed's sources within a token budget.
 
-Sources, most important first by default: ``risk_parameters`` (100), ``current_market_data`` (80),
-``recent_trades`` (50), ``agent_memory`` (20). When the sections do not fit, the least important source
-is trimmed first — lists lose their oldest items, text and mappings their last lines — then the next,
-until the whole fits; a section trimmed to nothing is dropped. The result lists what was dropped and the
-text ends with a note saying so, so neither the model nor a reader mistakes a trimmed context for a
-complete one. Tokens are estimated as ⌈characters / 4⌉ unless a counter is given.
+Sources and their priority (importance; the higher survives trimming): ``risk_parameters`` (100),
+``open_positions`` (90), ``working_orders`` (85), ``current_market_data`` (80), ``scheduled_events`` (70),
+``indicators_levels`` (60), ``recent_trades`` (50), ``agent_memory`` (20). When the sections do not fit,
+the least important source is trimmed first — lists lose their oldest items, text and mappings their
+last lines — then the next, until the whole fits; a section trimmed to nothing is dropped. The result
+lists what was dropped and the text ends with a note saying so, so neither the model nor a reader
+mistakes a trimmed context for a complete one. Tokens are estimated as ⌈characters / 4⌉ unless a counter
+is given.
+
+Where the content comes from: ``data=`` given to ``build_context``, the manager's ``providers``, or the
+sources bound around the call (``bind_sources``; ``nq_ray.agents.sources`` gathers them from an agent's
+tools point in time). A known source with none of these is not an error: its section says so. That is
+the seed's ``ContextManager().build_context(["current_market_data", ...])`` with nothing bound.
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,16 +29,44 @@ from nq_ray.errors import InvalidArgumentError
 
 SEED_SOURCES: dict[str, int] = {
     "risk_parameters": 100,
+    "open_positions": 90,
+    "working_orders": 85,
     "current_market_data": 80,
+    "scheduled_events": 70,
+    "indicators_levels": 60,
     "recent_trades": 50,
     "agent_memory": 20,
 }
 TITLES: dict[str, str] = {
     "risk_parameters": "Risk parameters",
+    "open_positions": "Open positions",
+    "working_orders": "Working orders",
     "current_market_data": "Current market data",
+    "scheduled_events": "Scheduled events today",
+    "indicators_levels": "Indicators and levels",
     "recent_trades": "Recent trades (oldest first)",
     "agent_memory": "Agent memory (oldest first)",
 }
+NOT_BOUND = (
+    "nothing: no source is bound (bind an agent's tools with nq_ray.agents.sources.bound_sources, "
+    "or pass data=)"
+)
+_bound: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
+    "nq_context_sources", default=None
+)
+
+
+@contextmanager
+def bind_sources(contents: Mapping[str, Any]) -> Iterator[None]:
+    """Within the block, ``build_context`` reads a source that has no ``data=`` or provider from
+    ``contents`` (source name → content), e.g. what ``nq_ray.agents.sources`` gathered."""
+    token = _bound.set(contents)
+    try:
+        yield
+    finally:
+        _bound.reset(token)
+
+
 _NOTE_RESERVE = 40  # tokens kept free for the "context trimmed" note
 
 
@@ -133,12 +170,17 @@ class ContextManager:
             raise InvalidArgumentError(
                 f"a context source is a name or a ContextSource, got {type(src).__name__}"
             )
+        bound = _bound.get() or {}
         if src in data:
             content = data[src]
         elif src in self._providers:
             content = self._providers[src]()
+        elif src in bound:
+            content = bound[src]
+        elif src in TITLES:
+            content = NOT_BOUND
         else:
-            known = sorted(set(self._providers) | set(data))
+            known = sorted(set(self._providers) | set(data) | set(bound) | set(TITLES))
             raise InvalidArgumentError(
                 f"no data for context source {src!r}: pass it in data= or register a provider "
                 f"(known: {known})"

@@ -29,10 +29,14 @@ class DeskRuntime(Protocol):
     """What the loop needs from the composition root (``nq_ray.runtime.Runtime``): whether the desk is
     on Ray (and where), and the desk itself — a ``DeskService`` here, or a ``DeskPort`` on Ray."""
 
-    on_ray: bool
+    @property
+    def on_ray(self) -> bool: ...
+
     address: str | None
 
     def desk(self, *, publish: Publish | None = None) -> DeskService | DeskPort: ...
+
+    def market(self, *, publish: Any = None) -> Any: ...
 
 
 def describe_decision(event: dict[str, Any], record: dict[str, Any] | None) -> str:
@@ -115,7 +119,10 @@ async def _in_process(
             echo(line)
 
     service = runtime.desk(publish=on_event)  # the runtime owns (and closes) its in-process broker
+    market = runtime.market()  # a replay's driver here (None on the wall clock)
     try:
+        if market is not None:
+            await market.start()
         await service.ensure()
         await service.set_windows(windows)
         if approval_mode is not None:
@@ -130,6 +137,8 @@ async def _in_process(
         if service._ready:
             await service.stop()
         await service.close()
+        if market is not None:
+            await market.stop()
     echo(f"desk loop stopped after {service.cycles} cycle(s)")
 
 

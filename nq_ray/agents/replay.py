@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field
 
 from nq_ray.agents.agents import AnalysisAgent, LocalTools, MemoryManager, RiskAgent
 from nq_ray.agents.models import AgentConfig, AnalysisReport, RiskAssessment
+from nq_ray.agents.service.registry import agent_options
 from nq_ray.config import Settings
 from nq_ray.data.intervals import interval_length
 from nq_ray.errors import InvalidArgumentError, NotFoundError
@@ -279,9 +280,16 @@ async def replay_decision(
             source=source,
             window_bars=int(window["bars"]),
         )
+        recorded_at = (inputs.get("context") or {}).get("as_of")
+        if recorded_at:  # the context's decision time as recorded: same memories, same prompt
+            analysis.context_as_of = pd.Timestamp(recorded_at).to_pydatetime()  # type: ignore[attr-defined]
         report = await analysis.analyze_market(row.symbol or "NQ")
-        assessment = await RiskAgent(
-            tools, agent_id="replay_risk", interval=interval, source=source
+        assessment = await RiskAgent(  # sized as the desk sizes (the settings' desk section)
+            tools,
+            agent_id="replay_risk",
+            interval=interval,
+            source=source,
+            **agent_options(settings, "risk"),
         ).assess_trade(report)
     finally:
         if recorded_cache is not None and router is not None:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
+from nq_ray.analysis.scanner import cancel_refs
 from nq_ray.backtest.config import BacktestConfig
 from nq_ray.backtest.engine import BacktestReport, Market, prepare_market, run_backtest, run_signals
 from nq_ray.backtest.kernel import simulate
@@ -26,6 +27,13 @@ from nq_ray.errors import InvalidArgumentError
 
 Progress = Callable[[int, int], None]
 """``progress(done, total)``: called as chunks (or symbols, or folds) finish."""
+
+POLL_S = 0.2
+"""How often a Ray fan-out waiting on its tasks calls ``progress`` (the heartbeat that lets it stop)."""
+CANCEL_GRACE_S = 1.0
+"""How long cancelled tasks get to stop before their workers are killed."""
+IN_PROCESS_CHUNKS = 8
+"""Default chunks of a sweep without Ray: progress (and a cancel) between them."""
 
 _CROSS = {"sma_cross": "sma", "ema_cross": "ema"}
 _EMPTY = np.empty(0, dtype=np.float64)
@@ -45,10 +53,17 @@ def map_tasks(
     progress: Progress | None = None,
     workers: int | None = None,
     parallel: bool | None = None,
+    poll_s: float = POLL_S,
 ) -> list[Any]:
     """``[fn(*args) for args in calls]``: as Ray tasks (at most ``workers`` in flight) when Ray is running
     and ``parallel`` is not False, in-process otherwise; ``progress(done, total)`` after each call
-    finishes. Results keep call order."""
+    finishes. Results keep call order.
+
+    Stopping: ``progress`` may raise (a cancelled job's or MCP call's callback does). On Ray it is also
+    called every ``poll_s`` while no task finishes (a heartbeat repeating the last ``done``), so a raise
+    comes within ``poll_s``; the tasks still in flight are then cancelled (``cancel_refs``) before the
+    exception goes on, so a stopped sweep leaves no task holding a CPU. In-process, it stops after the
+    call that is running."""
     total = len(calls)
     ray = _ray_running() if parallel is not False else None
     if ray is None:
@@ -65,18 +80,26 @@ def map_tasks(
     values: list[Any] = [None] * total
     done = 0
     nxt = 0
-    while done < total:
-        while nxt < total and len(pending) < limit:
-            ref = remote.remote(*calls[nxt])
-            results[ref] = nxt
-            pending.append(ref)
-            nxt += 1
-        ready, pending = ray.wait(pending, num_returns=1)
-        for ref in ready:
-            values[results.pop(ref)] = ray.get(ref)
-            done += 1
-            if progress is not None:
-                progress(done, total)
+    try:
+        while done < total:
+            while nxt < total and len(pending) < limit:
+                ref = remote.remote(*calls[nxt])
+                results[ref] = nxt
+                pending.append(ref)
+                nxt += 1
+            ready, pending = ray.wait(pending, num_returns=1, timeout=poll_s)
+            if not ready:
+                if progress is not None:
+                    progress(done, total)  # heartbeat: lets a cancelled caller's callback raise
+                continue
+            for ref in ready:
+                values[results.pop(ref)] = ray.get(ref)
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+    finally:
+        if pending:
+            cancel_refs(ray, pending, CANCEL_GRACE_S)
     return values
 
 
@@ -226,7 +249,8 @@ def sweep(
 
     Combinations are split into ``chunks`` Ray tasks (default 4 per CPU, at most ``workers`` in flight)
     over one ``ray.put`` copy of the arrays when Ray is initialised (and ``parallel`` is not False);
-    in-process otherwise.
+    in-process otherwise (default ``IN_PROCESS_CHUNKS`` chunks). ``progress`` is ``map_tasks``'s: it may
+    raise to stop the sweep, which cancels the chunks in flight.
     """
     config = config or BacktestConfig()
     strat = get_strategy(strategy)
@@ -236,7 +260,7 @@ def sweep(
     ray = _ray_running() if parallel is not False else None
     if chunks is None:
         cpus = int(ray.cluster_resources().get("CPU", 1)) if ray is not None else 1
-        chunks = max(1, min(len(combos), 4 * cpus if ray is not None else 1))
+        chunks = max(1, min(len(combos), 4 * cpus if ray is not None else IN_PROCESS_CHUNKS))
     parts = np.array_split(np.arange(len(combos)), chunks)
     parts = [p for p in parts if p.size]
 

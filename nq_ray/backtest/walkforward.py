@@ -87,7 +87,7 @@ def _fold(
 ) -> dict[str, Any]:
     bars: pd.DataFrame = get_shared(bars_ref)
     tr0, tr1, te0, te1 = bounds
-    table = sweep(bars.iloc[tr0:tr1], strategy, grid, config, parallel=False)
+    table = sweep(bars.iloc[tr0:tr1], strategy, grid, config, chunks=1, parallel=False)
     names = [c for c in table.columns if c not in METRIC_NAMES]
     best = best_params(table, metric, names)
     full = strategy.resolve_params(best)

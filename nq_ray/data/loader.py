@@ -23,6 +23,7 @@ from nq_ray.errors import DataUnavailableError, InvalidArgumentError
 from nq_ray.market.sessions import parse_timestamp
 
 SOURCES = ("sample", "synthetic", "yahoo", "tradovate", "csv:<path>", "parquet:<path>")
+HISTORICAL_KINDS = ("sample", "synthetic", "csv", "parquet")  # sources of past bars (a replay runs on them)
 
 
 def _bound(ts: Any, name: str) -> pd.Timestamp | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -22,6 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from nq_ray.llm.config import ProviderConfig, RulesConfig
 from nq_ray.llm.errors import ProviderCallError, StructuredOutputError
 from nq_ray.llm.protocol import ChatResponse, HealthReport, Message, ProviderInfo, Usage
+
+if TYPE_CHECKING:
+    from nq_ray.analysis.summary import MarketAnalysis
 
 LABEL = "[rules analyst — deterministic, not an LLM]"
 BarsLoader = Callable[[], pd.DataFrame]
@@ -57,7 +60,11 @@ def assess(bars: pd.DataFrame, symbol: str = "NQ") -> RulesView:
     """Score ``bars`` into a ``RulesView`` (see the module docstring for the rule)."""
     from nq_ray.analysis.summary import analyze
 
-    a = analyze(bars, symbol)
+    return assess_analysis(analyze(bars, symbol))
+
+
+def assess_analysis(a: MarketAnalysis) -> RulesView:
+    """Score an analysis already made (``analyze``) into a ``RulesView``: the scanner reuses its numbers."""
     t, m, lv = a.trend, a.momentum, a.levels
     signals: list[tuple[float, float, str]] = [
         (2.0, _sign(t.direction), f"EMA stack {t.direction}"),

@@ -70,11 +70,17 @@ class BrokerService:
     def __init__(
         self,
         settings: Any,
-        clock: str = "wall",
+        clock: Any = "wall",
         broker_kwargs: dict[str, Any] | None = None,
         feed: bool = False,
     ) -> None:
+        from nq_ray.runtime.replay import clock_for
+
         self._start = settings
+        # "wall": the settings' exchange clock (the wall clock, or the replay's when settings say so);
+        # "bar": the latest bar's time; or the caller's clock object (the runtime's, in process)
+        self.clock: Any = clock_for(settings) if clock == "wall" else None if clock == "bar" else clock
+        self.replay = getattr(self.clock, "mode", "wall") == "replay"
         journal = Journal(settings.store_url)
         try:
             live = journal.run(read_live(journal.repo))
@@ -91,7 +97,7 @@ class BrokerService:
             self._book = book
             book.settings_version = live.overlay.version
             self._set_halt(live.halt)
-            self._svc = PaperBroker(journal, book, clock=_wall_clock if clock == "wall" else None)
+            self._svc = PaperBroker(journal, book, clock=self.clock.now if self.clock is not None else None)
             self._svc.recover()  # orders journaled but not decided are decided under the live state
         except BaseException:
             journal.close()
@@ -171,7 +177,7 @@ class BrokerService:
         if self._feed is not None and fresh and o.order_type is OrderType.MARKET:
             self._mark(o.symbol)
         rec = self._svc.submit(o, self._svc.check(o), source=source)
-        if self._feed is not None and fresh:
+        if self._feed is not None and fresh and not self.replay:
             self._fill_market({rec.symbol})
             rec = self._svc.order(rec.client_order_id)
         return rec
@@ -182,7 +188,7 @@ class BrokerService:
     def manage_position(self, request: ManagePosition | Mapping[str, Any]) -> list[OrderRecord]:
         self._refresh()
         out = self._svc.manage_position(request)
-        if self._feed is not None and out:
+        if self._feed is not None and out and not self.replay:
             self._fill_market({r.symbol for r in out})
             out = [self._svc.order(r.client_order_id) for r in out]
         return out
@@ -190,13 +196,18 @@ class BrokerService:
     # ---- the price feed -------------------------------------------------------------------------
 
     def _mark(self, symbol: str, *, fresh: bool = False) -> list[Fill]:
-        """Push the feed's current price of ``symbol`` as a one-price bar at the broker's time (strictly
-        after the last mark, so it is never mistaken for a replay)."""
+        """Push the feed's current price of ``symbol``: on the wall clock a one-price bar at the broker's
+        time (strictly after the last mark, so it is never mistaken for a replayed bar); in a replay the
+        last bar closed by replay time, as it is (one the broker already has is ignored)."""
         assert self._feed is not None
+        if self.replay:
+            assert self.clock is not None
+            q = self._feed.quote(symbol, as_of=self.clock.now())
+            return [] if q is None else self._svc.on_bar(q.symbol, q.bar)
         q = self._feed.quote(symbol, fresh=fresh)
         if q is None:
             return []
-        t = _wall_clock()
+        t = self.clock.now() if self.clock is not None else _wall_clock()
         last = self._svc.book.marks().get(q.symbol)
         if last is not None and t <= last.bar_time:
             t = last.bar_time + timedelta(milliseconds=1)
@@ -213,8 +224,8 @@ class BrokerService:
     def refresh_marks(self) -> dict[str, Any]:
         """Read the latest price of every symbol with open orders or a position and push it when it is
         newer than the last mark (works limit/stop orders and marks positions to market)."""
-        if self._feed is None:
-            return {"symbols": [], "fills": 0, "feed": False}
+        if self._feed is None or self.replay:  # a replay's bars come from its driver (MarketReplay)
+            return {"symbols": [], "fills": 0, "feed": self._feed is not None, "replay": self.replay}
         symbols = {r.symbol for r in self._svc.book.open_orders()}
         symbols |= {s for s, p in self._svc.book.positions().items() if p.position.quantity}
         fills: list[Fill] = []
@@ -282,7 +293,7 @@ def get_or_create_broker(
     *,
     name: str = ACTOR_NAME,
     namespace: str = NAMESPACE,
-    clock: str = "wall",
+    clock: Any = "wall",
     max_task_retries: int = MAX_TASK_RETRIES,
     broker_kwargs: dict[str, Any] | None = None,
     feed: bool = False,
@@ -344,6 +355,10 @@ class RayBroker(RemoteMethods):
         out: list[Fill] = await self._call("on_price", symbol, price, time)
         return out
 
+    async def on_bar(self, symbol: str, bar: Bar | Mapping[str, Any]) -> list[Fill]:
+        out: list[Fill] = await self._call("on_bar", symbol, bar)
+        return out
+
     async def refresh_marks(self) -> dict[str, Any]:
         out: dict[str, Any] = await self._call("refresh_marks")
         return out
@@ -367,7 +382,7 @@ class LocalBroker:
     (as the actor runs them). ``feed`` prices market orders from the data source, as in the runtime. One
     per process: two on one store keep two books."""
 
-    def __init__(self, settings: Any, *, feed: bool = True, clock: str = "wall") -> None:
+    def __init__(self, settings: Any, *, feed: bool = True, clock: Any = "wall") -> None:
         self.svc = BrokerService(settings, clock=clock, feed=feed)
         self._lock = threading.Lock()
 
@@ -416,6 +431,10 @@ class LocalBroker:
 
     async def on_price(self, symbol: str, price: float, time: datetime) -> list[Fill]:
         out: list[Fill] = await self._run(self.svc.on_price, symbol, price, time)
+        return out
+
+    async def on_bar(self, symbol: str, bar: Bar | Mapping[str, Any]) -> list[Fill]:
+        out: list[Fill] = await self._run(self.svc.on_bar, symbol, bar)
         return out
 
     async def refresh_marks(self) -> dict[str, Any]:

@@ -15,6 +15,7 @@ needs the broker). Entry points (``nq-ray`` commands, the stdio MCP server, ``nq
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -48,6 +49,7 @@ class Runtime:
         broker_name: str = "paper_broker",
         registry_name: str = "tool_registry",
         desk_name: str = "trading_desk",
+        market_name: str = "market_replay",
         feed: bool = True,
         clock: Clock | None = None,
         num_cpus: int | None = None,
@@ -61,12 +63,15 @@ class Runtime:
         self.mode: Mode = mode
         self.address = ray_address(address) if mode == "cluster" else None
         self.broker_name, self.registry_name, self.desk_name = broker_name, registry_name, desk_name
+        self.market_name = market_name
         self.feed = feed
-        self.clock = clock
+        self._clock = clock
+        self._market: Any = None
         self._ray_opts: dict[str, Any] = {"num_cpus": num_cpus, "dashboard": dashboard}
         self.connection: Connection | None = None
         self._broker: PaperBrokerPort | None = None
         self._registry_actor: Any = None
+        self._desk: DeskService | RayDesk | None = None
 
     @classmethod
     def from_env(cls, settings: Settings, *, default: Mode = "in_process", **kwargs: Any) -> Runtime:
@@ -85,6 +90,49 @@ class Runtime:
         if self.connection is None:
             self.connection = connect(self.address, settings=self.settings, **self._ray_opts)
         return self.connection
+
+    # ---- the clock and the market -------------------------------------------------------------------
+
+    @property
+    def clock(self) -> Any:
+        """The exchange clock every service of this runtime runs on (``nq_ray.market.clock``): the one
+        given, else the settings' (the wall clock, or the replay's, followed in the store)."""
+        if self._clock is None:
+            from nq_ray.runtime.replay import clock_for
+
+            self._clock = clock_for(self.settings)
+        return self._clock
+
+    @property
+    def replay(self) -> bool:
+        return getattr(self.clock, "mode", "wall") == "replay"
+
+    def market(self, *, publish: EventSink | None = None) -> Any:
+        """The market replay's driver (``None`` on the wall clock): the ``market_replay`` actor on Ray
+        (``RayMarket``), else a ``MarketReplay`` here over this runtime's broker and clock (started by
+        ``await market.start()``)."""
+        if not self.replay:
+            return None
+        if self._market is None:
+            if self.on_ray:
+                from nq_ray.runtime.replay import RayMarket, get_or_create_market
+
+                self.connect()
+                self._market = RayMarket(
+                    get_or_create_market(
+                        self.settings,
+                        name=self.market_name,
+                        broker_name=self.broker_name,
+                        desk_name=self.desk_name,
+                    )
+                )
+            else:
+                from nq_ray.runtime.replay import MarketReplay
+
+                self._market = MarketReplay(
+                    self.settings, broker=self.broker(), publish=publish, clock=self.clock
+                )
+        return self._market
 
     # ---- the paper broker -------------------------------------------------------------------------
 
@@ -105,7 +153,7 @@ class Runtime:
             else:
                 from nq_ray.runtime.broker import LocalBroker
 
-                self._broker = LocalBroker(self.settings, feed=self.feed)
+                self._broker = LocalBroker(self.settings, feed=self.feed, clock=self.clock)
         return self._broker
 
     def _broker_for(self, _settings: Settings) -> PaperBrokerPort:
@@ -115,8 +163,9 @@ class Runtime:
 
     def tool_context(self, *, publish: EventSink | None = None) -> ToolContext:
         """A ``ToolContext`` over this runtime's broker (made on first use), clock and event sink."""
-        kw: dict[str, Any] = {} if self.clock is None else {"clock": self.clock}
-        return ToolContext(settings=self.settings, broker_factory=self._broker_for, publish=publish, **kw)
+        return ToolContext(
+            settings=self.settings, broker_factory=self._broker_for, publish=publish, clock=self.clock
+        )
 
     def registry(
         self,
@@ -125,8 +174,13 @@ class Runtime:
         publish: EventSink | None = None,
         on_call: CallHook | None = None,
     ) -> ToolRegistry:
-        """Every tool, in this process, over ``tool_context(publish=...)``."""
-        return build_registry(self.tool_context(publish=publish), auditor=auditor, on_call=on_call)
+        """Every tool, in this process, over ``tool_context(publish=...)``; its ``agents`` tools run on this
+        runtime's one desk (``shared_desk``; in process, the first registry that needs it is its tools)."""
+        context = self.tool_context(publish=publish)
+        registry = build_registry(context, auditor=auditor, on_call=on_call)
+        announce = context.emit if publish is not None else None  # the desk's events, on the same sink
+        context.desk_factory = lambda: self.shared_desk(tools=registry, publish=announce)
+        return registry
 
     def registry_actor(self) -> Any:
         """The ``tool_registry`` actor's handle (Ray modes)."""
@@ -180,7 +234,31 @@ class Runtime:
         from nq_ray.agents.agents import LocalTools
         from nq_ray.agents.service import DeskService
 
-        return DeskService(self.settings, tools=tools or LocalTools(self.registry()), publish=publish)
+        return DeskService(
+            self.settings,
+            tools=tools or LocalTools(self.registry()),
+            publish=publish,
+            clock=self.clock.now if hasattr(self.clock, "now") else self.clock,
+            sleep=getattr(self.clock, "sleep", asyncio.sleep),
+        )
+
+    def shared_desk(
+        self, *, tools: ToolRegistry | None = None, publish: Publish | None = None
+    ) -> DeskService | RayDesk:
+        """The one desk of this runtime, made on first use: what the agents API and the ``agents`` tools
+        both use, so they share its state (agents, approvals, halt). On Ray the ``trading_desk`` actor
+        (``RayDesk``); in process a ``DeskService`` here whose agents call ``tools`` (a registry; default
+        a new one) and which announces on ``publish`` (the arguments of the first call count)."""
+        if self._desk is None:
+            if self.on_ray:
+                self._desk = self.desk()
+            else:
+                from nq_ray.agents.agents import LocalTools
+
+                self._desk = self.desk(
+                    publish=publish, tools=LocalTools(tools) if tools is not None else None
+                )
+        return self._desk
 
     # ---- shutdown ---------------------------------------------------------------------------------
 
@@ -190,6 +268,9 @@ class Runtime:
         if callable(close):
             close()
         self._broker = None
+        follower = getattr(self._clock, "follower", None)
+        if follower is not None:
+            follower.stop()
         if self.connection is not None and self.connection.started:
             import ray
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import AsyncIterator
 from typing import Any
 
 import ray
@@ -32,11 +33,13 @@ from nq_ray.agents.agents import (
 )
 from nq_ray.agents.models import AgentConfig, AnalysisReport, ExecutionReport, RiskAssessment
 from nq_ray.agents.service import DeskService
+from nq_ray.agents.service.registry import agent_options
 from nq_ray.config import Settings
 from nq_ray.errors import InvalidArgumentError
 from nq_ray.runtime.cluster import NAMESPACE, RemoteMethods, find_actor, named_actor
 from nq_ray.runtime.registry import ACTOR_NAME as REGISTRY_NAME
 from nq_ray.runtime.registry import RayTools, get_or_create_registry
+from nq_ray.runtime.replay import clock_for
 
 ACTOR_NAME = "trading_desk"
 AGENT_METHODS = frozenset(
@@ -77,6 +80,7 @@ class AgentActor:
         self.agent_id = agent_id
         self.config = AgentConfig.model_validate(config)
         self.registry_name = registry_name
+        self.clock = clock_for(settings)  # the exchange clock: memory times and budgets' "today"
         self._agent: Any = None
         self._repo: Any = None
         self._router: Any = None
@@ -98,21 +102,17 @@ class AgentActor:
 
             self.settings, _ = effective_settings(self.start, await read_overlay(self._repo))
         tools = RayTools(get_or_create_registry(self.start, name=self.registry_name))
-        memory = MemoryManager(self._repo)
+        memory = MemoryManager(self._repo, clock=self.clock.now)
+        self._router = LLMRouter.from_config(self.settings.llm)  # all three agents ask its LLMs
+        usage = UsageBook(DeskStore(self._repo), clock=self.clock.now)
         if self.agent_type == "analysis":
-            self._router = LLMRouter.from_config(self.settings.llm)
             self._agent = AnalysisAgent(
-                tools,
-                self._router,
-                agent_id=self.agent_id,
-                config=self.config,
-                memory=memory,
-                usage=UsageBook(DeskStore(self._repo)),
+                tools, self._router, agent_id=self.agent_id, config=self.config, memory=memory, usage=usage
             )
-        elif self.agent_type == "risk":
-            self._agent = RiskAgent(tools, agent_id=self.agent_id, config=self.config, memory=memory)
         else:
-            self._agent = ExecutionAgent(tools, agent_id=self.agent_id, config=self.config, memory=memory)
+            opts = {"router": self._router, "usage": usage, **agent_options(self.settings, self.agent_type)}
+            cls = RiskAgent if self.agent_type == "risk" else ExecutionAgent
+            self._agent = cls(tools, agent_id=self.agent_id, config=self.config, memory=memory, **opts)
         return self._agent
 
     async def call(self, method: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
@@ -144,8 +144,12 @@ class RemoteAgent(RemoteMethods):
     async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         return await super()._call("call", method, list(args), kwargs)
 
-    async def analyze_market(self, symbol: str = "NQ", analysis_depth: str = "standard") -> AnalysisReport:
-        return AnalysisReport.model_validate(await self._call("analyze_market", symbol, analysis_depth))
+    async def analyze_market(
+        self, symbol: str = "NQ", analysis_depth: str = "standard", timeframe: str | None = None
+    ) -> AnalysisReport:
+        return AnalysisReport.model_validate(
+            await self._call("analyze_market", symbol, analysis_depth, timeframe)
+        )
 
     async def assess_trade(self, analysis: AnalysisReport | dict[str, Any]) -> RiskAssessment:
         data = analysis.model_dump(mode="json") if isinstance(analysis, AnalysisReport) else analysis
@@ -257,11 +261,14 @@ class DeskActor:
         settings, self.stale = effective_settings(start, live.overlay)
         self.settings_version = live.overlay.version
         publish = _redis_publisher(settings.cache.url) if settings.cache.url else None
+        self.clock = clock_for(start)  # the exchange clock: the wall clock, or the replay's (followed)
         self.service = DeskService(
             settings,
             tools=RayTools(get_or_create_registry(start, name=registry_name)),
             host=RayAgentHost(settings, registry_name=registry_name, prefix=agent_prefix, start=start),
             publish=publish,
+            clock=self.clock.now,
+            sleep=self.clock.sleep,
         )
 
     async def ready(self) -> dict[str, Any]:
@@ -293,6 +300,13 @@ class DeskActor:
     async def llm_status(self) -> dict[str, Any]:
         return await self.service.llm_status()
 
+    async def chat_stream(
+        self, messages: list[dict[str, str]], task: str = "market_summary", caller: str = "ui"
+    ) -> AsyncIterator[dict[str, Any]]:
+        """A streaming generator (call it with ``.options(num_returns="streaming")``)."""
+        async for event in self.service.chat_stream(messages, task, caller):
+            yield event
+
     async def set_approval_mode(self, on: bool) -> dict[str, Any]:
         return await self.service.set_approval_mode(on)
 
@@ -318,6 +332,9 @@ class DeskActor:
 
     async def get_agent(self, agent_id: str) -> dict[str, Any]:
         return await self.service.get_agent(agent_id)
+
+    async def update_agent(self, agent_id: str, config: dict[str, Any]) -> dict[str, Any]:
+        return await self.service.update_agent(agent_id, config)
 
     async def delete_agent(self, agent_id: str) -> dict[str, Any]:
         return await self.service.delete_agent(agent_id)
@@ -409,4 +426,12 @@ class RayDesk(RemoteMethods):
 
     async def decision(self, decision_id: int) -> dict[str, Any]:
         out: dict[str, Any] = await self._call("decision", decision_id)
+        return out
+
+    async def list_agents(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = await self._call("list_agents")
+        return out
+
+    async def agent_task(self, agent_id: str, task: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = await self._call("agent_task", agent_id, task)
         return out

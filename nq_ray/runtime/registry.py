@@ -30,6 +30,7 @@ from nq_ray.domain.audit import AuditRecord
 from nq_ray.runtime.broker import RayBroker, get_or_create_broker
 from nq_ray.runtime.cluster import NAMESPACE, RemoteMethods, find_actor, named_actor
 from nq_ray.runtime.metrics import Metrics
+from nq_ray.runtime.replay import clock_for
 from nq_ray.tools.audit import StoreAuditor
 from nq_ray.tools.context import ToolContext
 from nq_ray.tools.jobs import JobManager
@@ -127,7 +128,9 @@ class RegistryActor:
         self.metrics = Metrics(replica="tool_registry")
         # the tools here reach the ``paper_broker`` actor (the one ``nq-ray up`` starts with its feed)
         self.context = ToolContext(
-            settings=settings, broker_factory=lambda s: RayBroker(get_or_create_broker(s, name=broker_name))
+            settings=settings,
+            broker_factory=lambda s: RayBroker(get_or_create_broker(s, name=broker_name)),
+            clock=clock_for(settings),
         )
         self.registry = build_registry(self.context, auditor=self.auditor, on_call=self.metrics.on_call)
         self.jobs = JobManager(

@@ -1,9 +1,10 @@
 """The agents REST API (the seed's): agents, the desk loop and kill switch, approvals, decisions and their
 replay, the LLM chain's status.
 
-A thin shell over ``DeskService``: with Ray up in this process (``deps.ray``) every call goes to the
-``trading_desk`` actor (``get_or_create_desk``), shared by every replica; without Ray one in-process
-``DeskService`` per app over the app's own registry (so it shares the app's in-process paper broker).
+A thin shell over ``DeskService``, the runtime's one desk (``Runtime.shared_desk``, also behind the MCP
+``agents`` tools): with Ray up in this process every call goes to the ``trading_desk`` actor, shared by
+every replica; without Ray one in-process ``DeskService`` per app over the app's own registry (so it
+shares the app's in-process paper broker).
 Bodies are pydantic models with limits; every error is a typed ``NQRayError`` that ``build_app`` renders as
 RFC 9457 problem details (bad input 422, unknown ids 404, a halted desk 409, never a 500 for input).
 Each action taken here is announced on the event bus as an ``agent_update`` (``source: "api"``).
@@ -13,14 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
-from nq_ray.errors import NQRayError
+from nq_ray.errors import ConfigError, NQRayError
 from nq_ray.serve.deps import AppDeps
+from nq_ray.serve.problems import problem_body
+from nq_ray.tools.agents import MAX_TASK_PARAMETERS_BYTES, MAX_TASK_PARAMETERS_DEPTH, bounded_parameters
 from nq_ray.tools.wire import as_nq_error
 
 AgentId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
@@ -40,11 +45,49 @@ class AgentCreate(_Body):
     agent_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
 
 
-class TaskRequest(_Body):
-    """The seed's task: ``{"type": "market_analysis", "parameters": {"symbol": "NQ"}}``."""
+class AgentUpdate(_Body):
+    """New values of some of an agent's config fields (``{"config": {"prompts": {...}}}``)."""
 
-    type: str = Field(min_length=1, max_length=64)
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    config: dict[str, Any] = Field(min_length=1, description="AgentConfig fields to replace")
+
+
+class TaskRequest(_Body):
+    """The seed's task: ``{"type": "market_analysis", "parameters": {"symbol": "NQ=F", "timeframe": "1h",
+    "analysis_depth": "comprehensive"}}``; the task types an agent runs are in its ``tasks``
+    (``GET /api/agents/{agent_id}``)."""
+
+    type: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z_]*$", examples=["market_analysis"])
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description=f"the task's parameters (JSON, at most {MAX_TASK_PARAMETERS_BYTES} bytes, "
+        f"{MAX_TASK_PARAMETERS_DEPTH} levels deep)",
+    )
+
+    @field_validator("parameters")
+    @classmethod
+    def _bounded(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return bounded_parameters(v)
+
+
+class TaskResponse(BaseModel):
+    """A task's answer: the agent, the task type, the decision-log row it was recorded as, the result."""
+
+    agent_id: str
+    type: str
+    record_id: int
+    result: dict[str, Any]
+
+
+class ChatMessage(_Body):
+    role: Literal["system", "user", "assistant"]
+    content: str = Field(min_length=1, max_length=20_000)
+
+
+class ChatStreamRequest(_Body):
+    """A chat for the LLM chain, answered as a stream (``POST /api/llm/stream``)."""
+
+    messages: list[ChatMessage] = Field(min_length=1, max_length=8)
+    task: str = Field(default="market_summary", min_length=1, max_length=64, description="routing task")
 
 
 class StartRequest(_Body):
@@ -85,36 +128,24 @@ class ReplayRequest(_Body):
 
 
 class Desk:
-    """Where the API's calls go: the ``trading_desk`` actor, or this app's in-process ``DeskService``."""
+    """Where the API's calls go: the runtime's one desk (``AppDeps.desk``, ``Runtime.shared_desk``), the
+    same the MCP ``agents`` tools use: the ``trading_desk`` actor's handle on Ray, else this app's
+    in-process ``DeskService``."""
 
     def __init__(self, deps: AppDeps) -> None:
         self.deps = deps
-        self._handle: Any = None
-        self._service: Any = None
+        self._target_of: tuple[Any, bool] | None = None
         self._lock = asyncio.Lock()
 
     async def _target(self) -> tuple[Any, bool]:
         async with self._lock:
-            if self.deps.ray is not None:
-                if self._handle is None:
-                    from nq_ray.runtime.desk import get_or_create_desk
-
-                    d = self.deps
-                    self._handle = get_or_create_desk(
-                        d.settings, name=d.desk_name, registry_name=d.registry_name
-                    )
-                return self._handle, True
-            if self._service is None:
-                self._service = self._local_service()
-            return self._service, False
-
-    def _local_service(self) -> Any:
-        from nq_ray.agents.agents import LocalTools
-        from nq_ray.agents.service import DeskService
-
-        # the app's own registry: its paper broker (in-process without Ray) is the one the tools use
-        tools = LocalTools(self.deps.registry)
-        return DeskService(self.deps.settings, tools=tools, publish=self.deps.bus.publish)
+            if self._target_of is None:
+                if self.deps.desk is None:
+                    raise ConfigError("this app has no desk (AppDeps.desk): build it with build_app")
+                port = self.deps.desk()
+                handle = getattr(port, "handle", None)  # RayDesk: every actor method, streams included
+                self._target_of = (handle, True) if handle is not None else (port, False)
+            return self._target_of
 
     async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         target, remote = await self._target()
@@ -130,11 +161,30 @@ class Desk:
                 raise
             raise err from exc
 
+    async def stream(self, method: str, *args: Any) -> AsyncIterator[Any]:
+        """The items of a streaming method (an async generator of ``DeskService``; on the actor a Ray
+        streaming generator), errors typed as ``call``'s are."""
+        target, remote = await self._target()
+        try:
+            if remote:
+                async for ref in getattr(target, method).options(num_returns="streaming").remote(*args):
+                    yield await ref
+            else:
+                async for item in getattr(target, method)(*args):
+                    yield item
+        except NQRayError:
+            raise
+        except Exception as exc:
+            err = as_nq_error(exc)
+            if err is None:
+                raise
+            raise err from exc
+
     async def close(self) -> None:
         """Stop this app's in-process desk (its loop state stays in the store)."""
-        if self._service is not None:
-            await self._service.close()
-            self._service = None
+        if self._target_of is not None and not self._target_of[1]:
+            await self._target_of[0].close()
+        self._target_of = None
 
 
 def agents_router(deps: AppDeps) -> APIRouter:
@@ -168,17 +218,29 @@ def agents_router(deps: AppDeps) -> APIRouter:
     async def get_agent(agent_id: AgentId) -> dict[str, Any]:
         return await desk.call("get_agent", agent_id)
 
+    @router.patch("/api/agents/{agent_id}", tags=["agents"], summary="Change an agent's config fields")
+    async def update_agent(agent_id: AgentId, body: AgentUpdate) -> dict[str, Any]:
+        out = await desk.call("update_agent", agent_id, body.config)
+        await announce("agent_updated", agent_id=agent_id, fields=sorted(body.config))
+        return out
+
     @router.delete("/api/agents/{agent_id}", tags=["agents"], summary="Delete an agent")
     async def delete_agent(agent_id: AgentId) -> dict[str, Any]:
         out = await desk.call("delete_agent", agent_id)
         await announce("agent_deleted", agent_id=agent_id)
         return out
 
-    @router.post("/api/agents/{agent_id}/tasks", tags=["agents"], summary="Run a seed task on an agent")
-    async def agent_task(agent_id: AgentId, body: TaskRequest) -> dict[str, Any]:
+    @router.post(
+        "/api/agents/{agent_id}/tasks",
+        tags=["agents"],
+        summary="Run a seed task on an agent (market_analysis, update_context, ...) → its result",
+    )
+    async def agent_task(agent_id: AgentId, body: TaskRequest) -> TaskResponse:
         out = await desk.call("agent_task", agent_id, body.model_dump())
         await announce("agent_task", agent_id=agent_id, task=body.type)
-        return out
+        return TaskResponse(
+            agent_id=agent_id, type=body.type, record_id=out["record_id"], result=out["result"]
+        )
 
     # ------------------------------------------------------------------------------------ desk
     @router.post("/api/desk/start", tags=["desk"], summary="Start (or re-configure) the desk loop")
@@ -261,11 +323,13 @@ def agents_router(deps: AppDeps) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
         symbol: Annotated[str | None, Query(min_length=1, max_length=16)] = None,
     ) -> list[dict[str, Any]]:
-        return await desk.call("decisions", limit, symbol)
+        rows = await desk.call("decisions", limit, symbol)
+        return [{**r, "clock": deps.clock_mode} for r in rows]  # the times are on the runtime's clock
 
     @router.get("/api/decisions/{decision_id}", tags=["decisions"], summary="A decision's full record")
     async def decision(decision_id: RowId) -> dict[str, Any]:
-        return await desk.call("decision", decision_id)
+        out: dict[str, Any] = await desk.call("decision", decision_id)
+        return {**out, "clock": deps.clock_mode}
 
     @router.post(
         "/api/decisions/{decision_id}/replay",
@@ -288,5 +352,30 @@ def agents_router(deps: AppDeps) -> APIRouter:
     @router.get("/api/llm/status", tags=["llm"], summary="Providers: health, breaker, tokens, cost")
     async def llm_status() -> dict[str, Any]:
         return await desk.call("llm_status")
+
+    @router.post(
+        "/api/llm/stream",
+        tags=["llm"],
+        summary="The LLM chain's answer as it is produced (text/event-stream)",
+        response_class=StreamingResponse,
+    )
+    async def llm_stream(body: ChatStreamRequest) -> StreamingResponse:
+        """Server-sent events: ``data: {"delta": "..."}`` per chunk as the model produces it, then
+        ``data: {"done": true, "provider", "model", "is_llm", tokens, "cost_usd"}``. A failure before the
+        first chunk is problem details (no provider answered: 503); one after it is a last
+        ``event: error`` whose data is the problem."""
+        messages = [m.model_dump() for m in body.messages]
+        events = desk.stream("chat_stream", messages, body.task, "ui")
+        first = await events.__anext__()  # typed errors before the stream opens: problem details
+
+        async def sse() -> AsyncIterator[bytes]:
+            yield f"data: {json.dumps(first)}\n\n".encode()
+            try:
+                async for event in events:
+                    yield f"data: {json.dumps(event)}\n\n".encode()
+            except NQRayError as exc:
+                yield f"event: error\ndata: {json.dumps(problem_body(exc))}\n\n".encode()
+
+        return StreamingResponse(sse(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
     return router

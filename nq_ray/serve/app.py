@@ -8,7 +8,8 @@ uvicorn, so both sides of the comparison serve the same code.
 health, the MCP endpoint) and includes one router per area, each in its own module: ``tools_api``
 (market and tools), ``jobs_api``, ``operations_api`` (health, metrics, index), ``ws_api`` (WebSocket),
 ``agents_api`` and ``config_api``; ``problems`` maps errors to problem details, ``replica_sync`` keeps
-replicas in step.
+replicas in step, ``market_feed`` runs the market replay's updates to the WebSocket (a replay driver here
+without Ray, a pump from the ``market_replay`` actor on Ray without Redis, nothing with Redis).
 """
 
 from __future__ import annotations
@@ -34,9 +35,12 @@ from nq_ray.serve.deps import AppDeps
 from nq_ray.serve.events import EventBus
 from nq_ray.serve.health import HealthChecker
 from nq_ray.serve.jobs_api import Jobs, jobs_router
+from nq_ray.serve.market_feed import MarketFeed
 from nq_ray.serve.mcp_http import MCPEndpoint, MCPResponses, UnknownToolIsProtocolError
 from nq_ray.serve.metrics import HTTPCountMiddleware, Metrics
+from nq_ray.serve.oauth import ResourceServer, ToolScopeGate, ToolScopes
 from nq_ray.serve.operations_api import operations_router
+from nq_ray.serve.origin import OriginGuard
 from nq_ray.serve.problems import add_problem_handlers, document_problems
 from nq_ray.serve.replica_sync import ReplicaSync
 from nq_ray.serve.tools_api import market_router, tools_router
@@ -44,7 +48,6 @@ from nq_ray.serve.ws_api import ws_router
 from nq_ray.tools.audit import ForwardingAuditor
 from nq_ray.tools.jobs import JobManager
 from nq_ray.tools.mcp import build_mcp
-from nq_ray.tools.registry import build_registry
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +113,8 @@ def build_app(
         await bus.publish(event, data)
 
     # without Ray: one in-process paper broker, shared by the tools and the agents API's desk
-    context = runtime.tool_context(publish=publish)
-    registry = build_registry(context, auditor=auditor)
+    registry = runtime.registry(auditor=auditor, publish=publish)  # its agents tools: the runtime's desk
+    context = registry.context
     known = set(registry.specs)
     registry.on_call = lambda tool, outcome, s: metrics.on_call(
         tool if tool in known else "_unknown", outcome, s
@@ -126,15 +129,27 @@ def build_app(
         )
     jobs = Jobs(registry_actor, local_jobs)
     sync = ReplicaSync(registry_actor, context, metrics)
+    # the market replay (None on the wall clock): its driver here, or the actor's updates pumped to `bus`
+    feed = MarketFeed(runtime, publish, redis=settings.cache.url is not None)
     health = HealthChecker(
         settings,
         tools=len(known),
         registry_actor=registry_actor,
         broker=runtime.broker() if runtime.on_ray else None,
+        clock=feed.health,
     )
 
     mcp = build_mcp(registry, who="mcp-http")
     mcp.add_middleware(UnknownToolIsProtocolError())
+    mcp_path = settings.mcp.path.rstrip("/") or "/mcp"
+    # OAuth 2.1 resource server (mcp.oauth): JWTs beside the static token, scopes per toolset
+    oauth = (
+        ResourceServer(settings.mcp.oauth, list(registry.specs.values()), mcp_path)
+        if settings.mcp.oauth.enabled
+        else None
+    )
+    if oauth is not None:
+        mcp.add_middleware(ToolScopes(oauth))
     mcp_app = MCPEndpoint(mcp, stateless=settings.mcp.stateless_http, responses=mcp_responses)
 
     @contextlib.asynccontextmanager
@@ -144,9 +159,11 @@ def build_app(
             if local_jobs is not None:
                 await local_jobs.recover()
             sync.start()
+            await feed.start()
             try:
                 yield
             finally:
+                await feed.stop()
                 await sync.stop()
                 if isinstance(auditor, ForwardingAuditor):
                     await auditor.flush()
@@ -166,13 +183,25 @@ def build_app(
     api.state.registry = registry
     api.state.bus = bus
     api.state.metrics = metrics
+    api.state.feed = feed
 
     add_problem_handlers(api)
     tokens = [settings.mcp.auth_token.get_secret_value()] if settings.mcp.auth_token else []
-    document_problems(api, open_paths=OPEN_PATHS if tokens else None)
+    document_problems(api, open_paths=OPEN_PATHS if tokens or oauth is not None else None)
 
     deps = AppDeps(
-        settings, registry, registry_actor, bus, metrics, ray, broker_name, registry_name, desk_name
+        settings,
+        registry,
+        registry_actor,
+        bus,
+        metrics,
+        ray,
+        broker_name,
+        registry_name,
+        desk_name,
+        clock=runtime.clock,
+        feed=feed,
+        desk=context.desk_factory,
     )
     api.state.sync = sync
     # the order of the route table: market, tools, jobs, operations, WebSocket, agents, config
@@ -184,12 +213,16 @@ def build_app(
     api.include_router(agents_router(deps))
     api.include_router(config_router(deps))
     api.include_router(catalog_router())
+    if oauth is not None:
+        api.router.routes.extend(oauth.routes())
 
     # innermost: a body over the limit is refused before anything parses it (after the token check, so
     # an unauthenticated body is never read at all)
     api.add_middleware(BodyLimit, max_bytes=settings.serve.max_body_bytes)
-    if tokens:
-        api.add_middleware(BearerAuth, tokens=tokens)
+    if tokens or oauth is not None:
+        api.add_middleware(BearerAuth, tokens=tokens, oauth=oauth)
+    # before the token check: a page on a foreign origin is refused whatever it sends (DNS rebinding)
+    api.add_middleware(OriginGuard, prefix=mcp_path, allowed_origins=settings.mcp.allowed_origins)
     cors_origins = cors_origins if cors_origins is not None else settings.serve.cors_origins
     if cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -209,7 +242,8 @@ def build_app(
     api.add_middleware(RequestIdMiddleware, echo=request_id_header)
     # first in the route table: an MCP call is matched at once, not after every REST route (Starlette's
     # router and Serve's per-request route naming both walk the table in order)
-    api.router.routes.insert(0, Mount(settings.mcp.path.rstrip("/") or "/mcp", app=mcp_app))
+    mcp_asgi: Any = mcp_app if oauth is None else ToolScopeGate(mcp_app, oauth)
+    api.router.routes.insert(0, Mount(mcp_path, app=mcp_asgi))
     return api
 
 

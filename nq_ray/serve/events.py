@@ -14,7 +14,9 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 EVENT_TYPES = ("market_update", "agent_update", "system_notification", "job_progress", "order_update")
-QUEUE_SIZE = 256
+# per subscriber; larger than the market replay's update buffer (2,000), so a jump that releases a burst of
+# bars reaches a client whole, as long as it reads at all
+QUEUE_SIZE = 4096
 
 
 def envelope(event: str, data: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,7 @@
 """``GET /health``: each part with its status and latency — MCP, the registry and broker actors, LLM
-providers, the database, the cache and the data sources. Checks run concurrently, each with a timeout."""
+providers, the database, the cache, the data sources and the market replay — and the exchange clock
+(``clock``: wall, or the replay's time, speed, pause and bars). Checks run concurrently, each with a
+timeout."""
 
 from __future__ import annotations
 
@@ -30,6 +32,11 @@ class Health(BaseModel):
 
     status: Literal["ok", "degraded", "down"]
     checks: dict[str, Check]
+    clock: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the exchange clock: {clock: wall, now} or the replay's state (now, start, until, "
+        "speed, paused, ended, source, version) with its bars (released, bars_left, finished, seq)",
+    )
 
 
 async def _timed(fn: Callable[[], Awaitable[Check]]) -> Check:
@@ -53,11 +60,13 @@ class HealthChecker:
         tools: int,
         registry_actor: Any = None,
         broker: PaperBrokerPort | None = None,
+        clock: Callable[[], Awaitable[dict[str, Any]]] | None = None,
     ) -> None:
         self.settings = settings
         self.tools = tools
         self.registry_actor = registry_actor
         self.broker = broker
+        self.clock = clock
         self._engine: Any = None
 
     async def mcp(self) -> Check:
@@ -145,9 +154,41 @@ class HealthChecker:
         }
         return Check(status="ok", detail=f"default source {self.settings.data.default_source}", parts=parts)
 
+    async def market(self, out: dict[str, Any]) -> Check:
+        """The exchange clock (put in ``out``, for ``Health.clock``) and, on a replay, its driver."""
+        if self.clock is None:
+            from nq_ray.market.clock import WallClock
+
+            out |= WallClock().info()
+            return Check(status="not_configured", detail="wall clock: no market replay")
+        info = await self.clock()
+        out |= info
+        if info.get("clock") != "replay":
+            return Check(status="not_configured", detail="wall clock: no market replay")
+        state = "finished" if info.get("finished") else "paused" if info.get("paused") else "running"
+        return Check(
+            status="ok",
+            detail=f"replay {state} at {info.get('now')}, x{info.get('speed')}, "
+            f"{info.get('bars_left')} bars left",
+        )
+
     async def run(self) -> Health:
-        names = ("mcp", "registry", "broker", "database", "cache", "llm", "data")
-        fns = (self.mcp, self.registry, self.broker_check, self.database, self.cache, self.llm, self.data)
+        clock: dict[str, Any] = {}
+
+        async def market() -> Check:
+            return await self.market(clock)
+
+        names = ("mcp", "registry", "broker", "database", "cache", "llm", "data", "market")
+        fns = (
+            self.mcp,
+            self.registry,
+            self.broker_check,
+            self.database,
+            self.cache,
+            self.llm,
+            self.data,
+            market,
+        )
         results = await asyncio.gather(*(_timed(f) for f in fns))
         checks = dict(zip(names, results, strict=True))
         if any(checks[c].status == "down" for c in CRITICAL):
@@ -156,4 +197,6 @@ class HealthChecker:
             overall = "degraded"
         else:
             overall = "ok"
-        return Health(status=overall, checks=checks)
+        if not clock:  # the replay's driver did not answer: the market check says why
+            clock = {"clock": "replay", "error": checks["market"].detail}
+        return Health(status=overall, checks=checks, clock=clock)

@@ -29,6 +29,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any, Literal
 
+import anyio
 from fastmcp import FastMCP
 from fastmcp.exceptions import NotFoundError
 from fastmcp.server.http import StarletteWithLifespan
@@ -137,10 +138,42 @@ class MCPEndpoint:
         else:
             app = self._apps["json" if complete and PROGRESS_MARK not in body else "sse"]
 
+        if complete and app is self._apps.get("json"):
+            await _cancel_on_disconnect(app, scope, read, receive, send)
+            return
+
         async def replay() -> Message:
             return read.pop(0) if read else await receive()
 
         await app(scope, replay, send)
+
+
+async def _cancel_on_disconnect(
+    app: StarletteWithLifespan, scope: Scope, read: list[Message], receive: Receive, send: Send
+) -> None:
+    """Run the JSON transport on a fully read POST, cancelled when the client disconnects: a dropped
+    request stops its tool call (``nq_ray.tools.mcp_long`` then stops the work), as the SSE transport's
+    own disconnect watcher does for a streamed answer. The JSON transport never sees the disconnect
+    itself: it waits for the result and only then writes it."""
+    gone = anyio.Event()
+
+    async def replay() -> Message:
+        if read:
+            return read.pop(0)
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            while (await receive()).get("type") != "http.disconnect":
+                pass
+            gone.set()
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(watch)
+        await app(scope, replay, send)
+        tg.cancel_scope.cancel()
 
 
 def _valid_id(rid: Any) -> bool:

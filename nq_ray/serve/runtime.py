@@ -37,6 +37,7 @@ APP_NAME = "nq"
 BROKER_NAME = "paper_broker"  # the default of ``build_app`` / ``Runtime``
 MARK_INTERVAL_S = 15.0
 log = logging.getLogger(__name__)
+MARKET_START_TRIES = 3  # a market replay whose start fails is tried again (each failure logged)
 STOP_DEADLINE_S = 8.0  # a clean stop that takes longer is finished by force
 SERVE_SHUTDOWN_TIMEOUT_S = 3.0
 
@@ -73,13 +74,15 @@ def use_fast_ingress(enabled: bool = True) -> None:
 
 
 def check_bind(settings: Settings) -> None:
-    """``ConfigError`` when the API would listen beyond loopback with no bearer token configured."""
+    """``ConfigError`` when the API would listen beyond loopback with neither a bearer token nor an OAuth
+    issuer configured."""
     host = settings.serve.host
-    if not is_loopback(host) and settings.mcp.auth_token is None:
+    if not is_loopback(host) and settings.mcp.auth_token is None and not settings.mcp.oauth.enabled:
         raise ConfigError(
             f"refusing to listen on {host}:{settings.serve.port} without a bearer token: anyone who can "
             "reach it could place orders. Set NQ_MCP__AUTH_TOKEN (clients send Authorization: Bearer "
-            "<token>) or bind to 127.0.0.1 (NQ_SERVE__HOST=127.0.0.1).",
+            "<token>), or an OAuth issuer (NQ_MCP__OAUTH__ISSUER, docs/runtime.md#authorization), or bind "
+            "to 127.0.0.1 (NQ_SERVE__HOST=127.0.0.1).",
             host=host,
         )
 
@@ -118,6 +121,29 @@ def start_actors(settings: Settings) -> tuple[Any, Any]:
     broker, registry = runtime.broker_handle(), runtime.registry_actor()
     ray.get([broker.ready.remote(), registry.ping.remote()], timeout=120)
     return broker, registry
+
+
+def start_market(settings: Settings) -> dict[str, Any]:
+    """The ``market_replay`` actor, created when missing and started (it releases bars from now on and
+    brings up the desk when a new replay marked its loop running); its status. A start that fails is
+    tried ``MARKET_START_TRIES`` times in all, each failure logged; the last one is raised."""
+    import ray
+
+    from nq_ray.runtime.replay import get_or_create_market
+
+    attempt = 1
+    while True:
+        try:
+            out: dict[str, Any] = ray.get(get_or_create_market(settings).ready.remote(), timeout=120)
+            return out
+        except ray.exceptions.GetTimeoutError:
+            raise
+        except Exception as exc:  # a start that failed (e.g. its store busy with the API replicas' start)
+            if attempt >= MARKET_START_TRIES:
+                raise
+            log.warning("market replay start failed (try %d of %d): %s", attempt, MARKET_START_TRIES, exc)
+            time.sleep(attempt)
+            attempt += 1
 
 
 def deploy(settings: Settings, *, ui_on_demand: bool = False, **app_kwargs: Any) -> None:
@@ -165,6 +191,7 @@ def up(
     once: bool = False,
     echo: Callable[[str], None] = print,
     wait: Callable[[], None] | None = None,
+    replay: dict[str, Any] | None = None,
 ) -> dict[str, str]:
     """Start everything, print the URLs and ports, serve until Ctrl-C (or return at once with ``once``).
 
@@ -181,6 +208,13 @@ def up(
 
     check_bind(settings)
     configure_logging(settings, fmt="text")
+    clock_lines: list[str] = []
+    plan = None
+    if ray_address() is None:  # joining a cluster: its own `nq-ray up` runs the clock
+        from nq_ray.runtime.replay import start_clock
+
+        # checked before anything starts (a replay that cannot run is one error, exit 2)
+        settings, plan = start_clock(settings, **(replay or {}), echo=clock_lines.append, start_desk=not once)
     instance: Instance | None = None
     if ray_address() is None:  # a local Ray: this instance's ports and files, checked before it starts
         with planning_lock(settings):  # two `up` starting at once must not pick the same replica block
@@ -195,6 +229,7 @@ def up(
     stopper = Stopper(instance, echo)
     stopper.install()
     feed: MarkRefresher | None = None
+    failed = 0  # the exit code of a stop that must kill what is left
     try:
         steps: dict[str, float] = {}
         with _timed(steps, "ray"):
@@ -208,6 +243,9 @@ def up(
         with _timed(steps, "api"):
             deploy(settings, ui_on_demand=not once)
         broker = find_actor(BROKER_NAME)
+        if plan is not None:
+            with _timed(steps, "replay"):
+                start_market(settings)
         if once:  # the smoke test starts the UI too
             with _timed(steps, "ui"):
                 deploy_ui(settings)
@@ -223,23 +261,31 @@ def up(
         if info["token_source"]:
             where_token = info["token_source"]
             echo(f"  {'ray auth':<14}token in {where_token} (joining processes and the dashboard need it)")
-        if settings.mcp.auth_token is None:
+        for line in clock_lines:
+            echo(f"  {'clock':<14}{line}")
+        if settings.mcp.oauth.enabled:
+            echo(f"  {'oauth':<14}JWTs from {settings.mcp.oauth.issuer} for {settings.mcp.oauth.resource}")
+        if settings.mcp.auth_token is None and not settings.mcp.oauth.enabled:
             echo("  auth          none (loopback only); set NQ_MCP__AUTH_TOKEN to require a bearer token")
-        else:
+        elif settings.mcp.auth_token is not None:
             echo("  auth          bearer token required (NQ_MCP__AUTH_TOKEN)")
         if not once:
             echo("Ctrl-C stops it.")
-            if broker is not None:
+            if broker is not None and plan is None:  # a replay prices the broker itself
                 feed = MarkRefresher(broker)
                 feed.start()
             (wait or stopper.wait)()
         return where
     except KeyboardInterrupt:  # Ctrl-C while starting
         return {}
+    except Exception as exc:  # a step failed: said before the stop, which may end this process itself
+        failed = 1
+        echo(f"start failed: {type(exc).__name__}: {exc}")
+        raise
     finally:
         if feed is not None:
             feed.stop()
-        stopper.stop(ray)
+        stopper.stop(ray, exit_code=failed)
 
 
 @contextlib.contextmanager
@@ -303,9 +349,10 @@ class Stopper:
         while not self._stop.wait(0.5):
             pass
 
-    def stop(self, ray: Any) -> None:
+    def stop(self, ray: Any, exit_code: int = 0) -> None:
         """The clean stop in a thread, while this (main) thread stays free to take a second Ctrl-C;
-        ``hard_stop`` when it is not done by ``STOP_DEADLINE_S``."""
+        ``hard_stop`` (exiting ``exit_code``: non-zero after a failed start) when it is not done by
+        ``STOP_DEADLINE_S``."""
         self._stopping = True
         self._stop.set()
         self.echo("shutting down: Serve apps, then Ray")
@@ -329,7 +376,7 @@ class Stopper:
         while not done.wait(0.1):
             if time.monotonic() > deadline:
                 self.echo(f"clean stop took over {STOP_DEADLINE_S:g} s: killing what is left")
-                self.hard_stop(exit_code=0)  # everything is stopped all the same
+                self.hard_stop(exit_code=exit_code)  # everything is stopped all the same
         self._release()
         self._restore()
 

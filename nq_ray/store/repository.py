@@ -8,6 +8,8 @@ order id returns the first row instead of a duplicate.
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -437,3 +439,19 @@ def _event_row(ev: OrderEvent) -> OrderEventRow:
         at=ev.at,
         details=ev.details,
     )
+
+
+_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[asyncio.Lock, dict[str, Repository]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def shared_repository(url: str) -> Repository:
+    """One ``Repository`` for ``url`` per event loop, connected (and migrated) on first use and kept for
+    the loop's life (readers that answer many short calls: MCP resources, the elicitation guard). A
+    store that cannot be reached raises and is tried again on the next call."""
+    lock, repos = _SHARED.setdefault(asyncio.get_running_loop(), (asyncio.Lock(), {}))
+    async with lock:
+        if url not in repos:
+            repos[url] = await Repository.connect(url)
+        return repos[url]

@@ -1,7 +1,9 @@
 """A small scriptable OpenAI-compatible HTTP server for tests and benchmarks — honest test infrastructure.
 
 Its answers are scripted by the caller: a queue of ``Step``s (text, status code, delay, Retry-After,
-stream chunks, usage), then a default reply. It implements ``POST /v1/chat/completions`` (JSON, and
+stream chunks, usage), then a default reply — or, per requested model, a queue and default of that model's
+own (``push_for`` / ``set_default_for``: one server plays several models that answer differently). It
+implements ``POST /v1/chat/completions`` (JSON, and
 ``stream=true`` SSE, optionally cut mid-stream; ``response_format`` is recorded, and ``json_schema`` /
 ``json_object`` requests get the scripted text as the message content), ``GET /v1/models``, and the same
 under ``/openai/v1`` (where the Groq SDK points). It runs uvicorn on 127.0.0.1 with a random port in a
@@ -11,6 +13,7 @@ background thread::
         srv.push(Step(status=429, retry_after_s=0.1), Step(text='{"bias": "long"}'))
         ... AsyncOpenAI(base_url=srv.base_url, api_key="x") ...
         srv.requests  # every request body received, in order
+        srv.set_default_for("bear-7b", Step(text='{"bias": "short"}'))  # what model "bear-7b" answers
 """
 
 from __future__ import annotations
@@ -48,12 +51,15 @@ class Step:
     completion_tokens: int | None = None
     finish_reason: str = "stop"
     abort_after_chunks: bool = False  # drop the connection mid-stream, after the chunks
+    chunk_delay_s: float = 0.0  # wait before each streamed chunk (a model producing tokens over time)
 
 
 @dataclass
 class _State:
     steps: deque[Step] = field(default_factory=deque)
     default: Step = field(default_factory=Step)
+    model_steps: dict[str, deque[Step]] = field(default_factory=dict)
+    model_defaults: dict[str, Step] = field(default_factory=dict)
     latency_s: float = 0.0
     requests: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -76,6 +82,16 @@ def _error(step: Step) -> Response:
     return JSONResponse(body, status_code=step.status, headers=headers)
 
 
+def _next_step(state: _State, model: str) -> Step:
+    """The requested model's own queue, then its own default, then the shared queue and default."""
+    own = state.model_steps.get(model)
+    if own:
+        return own.popleft()
+    if model in state.model_defaults:
+        return state.model_defaults[model]
+    return state.steps.popleft() if state.steps else state.default
+
+
 def build_app(state: _State, models: list[str]) -> FastAPI:
     app = FastAPI(title="scripted OpenAI-compatible test server")
 
@@ -89,7 +105,7 @@ def build_app(state: _State, models: list[str]) -> FastAPI:
         body = await request.json()
         with state.lock:
             state.requests.append(body)
-            step = state.steps.popleft() if state.steps else state.default
+            step = _next_step(state, str(body.get("model", "")))
         delay = state.latency_s + step.delay_s
         if delay:
             try:
@@ -161,6 +177,8 @@ async def _sse(
     base = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
     yield event({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
     for c in chunks:
+        if step.chunk_delay_s:
+            await asyncio.sleep(step.chunk_delay_s)
         yield event({**base, "choices": [{"index": 0, "delta": {"content": c}, "finish_reason": None}]})
     if step.abort_after_chunks:
         raise ConnectionAbortedError("scripted mid-stream disconnect")
@@ -217,6 +235,17 @@ class ScriptedLLMServer:
             self._state.steps.extend(steps)
         return self
 
+    def push_for(self, model: str, *steps: Step) -> ScriptedLLMServer:
+        """Queue scripted answers for requests that name ``model``, used before that model's default."""
+        with self._state.lock:
+            self._state.model_steps.setdefault(model, deque()).extend(steps)
+        return self
+
+    def set_default_for(self, model: str, step: Step) -> None:
+        """What requests naming ``model`` get once its queue is empty (instead of the shared default)."""
+        with self._state.lock:
+            self._state.model_defaults[model] = step
+
     def set_default(self, step: Step) -> None:
         with self._state.lock:
             self._state.default = step
@@ -227,6 +256,8 @@ class ScriptedLLMServer:
     def reset(self) -> None:
         with self._state.lock:
             self._state.steps.clear()
+            self._state.model_steps.clear()
+            self._state.model_defaults.clear()
             self._state.requests.clear()
 
     def start(self) -> ScriptedLLMServer:

@@ -111,7 +111,7 @@ async def calculate_technical_indicators(
         query.period,
         query.source,
         tail,
-        ctx.as_of,
+        ctx.data_as_of,
     )
 
 
@@ -155,7 +155,7 @@ async def detect_patterns(
     top/bottom, head and shoulders, triangles, flags) with their confidence and key prices."""
     ctx = current()
     return await offload(
-        _patterns, ctx.settings, *_series(query), candle_bars, chart_bars, min_confidence, ctx.as_of
+        _patterns, ctx.settings, *_series(query), candle_bars, chart_bars, min_confidence, ctx.data_as_of
     )
 
 
@@ -189,7 +189,7 @@ async def analyze_momentum(
     """Momentum: rate of change over several horizons, RSI, MACD histogram, relative volume, ADX trend
     strength, multi-timeframe alignment and RSI/MACD divergences. Use for "is the move losing steam?"."""
     ctx = current()
-    return await offload(_momentum, ctx.settings, *_series(query), list(periods), ctx.as_of)
+    return await offload(_momentum, ctx.settings, *_series(query), list(periods), ctx.data_as_of)
 
 
 class LevelsResult(BaseModel):
@@ -223,4 +223,4 @@ async def find_support_resistance(
     overnight range, volume-profile POC/value area and swing zones, plus the nearest support and
     resistance. Use to place stops and targets."""
     ctx = current()
-    return await offload(_levels, ctx.settings, *_series(query), max_zones, ctx.as_of)
+    return await offload(_levels, ctx.settings, *_series(query), max_zones, ctx.data_as_of)

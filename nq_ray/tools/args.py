@@ -18,14 +18,21 @@ Symbol = Annotated[
     ),
 ]
 Interval = Annotated[str, Field(max_length=8, description="bar interval: 1m 2m 5m 15m 30m 1h 4h 1d 1wk")]
+DEFAULT_SOURCE = "default"  # the server's configured source (data.default_source), what the runtime replays
 Source = Annotated[
     str,
     Field(
         max_length=512,
-        description="data source: sample (bundled real bars, not live) | synthetic | yahoo | tradovate | "
-        "csv:PATH | parquet:PATH (a file under the server's data roots, data.roots)",
+        description="data source: default (the server's configured source, data.default_source: the one "
+        "its market replay or live feed runs on) | sample (bundled real bars, not live) | synthetic | yahoo "
+        "| tradovate | csv:PATH | parquet:PATH (a file under the server's data roots, data.roots)",
     ),
 ]
+
+
+def resolve_source(settings: Any, source: str) -> str:
+    """``default`` → the configured ``data.default_source``; any other source as given."""
+    return str(settings.data.default_source) if source == DEFAULT_SOURCE else source
 
 
 def _parse_time(value: str) -> str:
@@ -80,7 +87,7 @@ class BarSeries(FlatArgs):
 
     symbol: Symbol = "NQ"
     interval: Interval = "5m"
-    source: Source = "sample"
+    source: Source = DEFAULT_SOURCE
 
 
 class BarsQuery(BarSeries):

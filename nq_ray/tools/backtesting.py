@@ -20,7 +20,7 @@ from nq_ray.domain.orders import Trade
 from nq_ray.errors import InvalidArgumentError
 from nq_ray.tools.args import BarsQuery, DataOrigin, Params, Strategy, finite, origin
 from nq_ray.tools.compute import in_thread, offload
-from nq_ray.tools.context import current, progress_callback
+from nq_ray.tools.context import current, progress_callback, report
 from nq_ray.tools.data import load
 
 MAX_COMBINATIONS = 5000
@@ -154,14 +154,17 @@ async def run_backtest(
     commissions, slippage and session rules. Returns metrics, the last trades and the equity curve."""
     ctx = current()
     c = costs_of(costs, ctx.settings)
-    return await offload(
+    report(0, 1, "backtesting")  # one Ray task: progress is its start and its end
+    out = await offload(
         _run,
         ctx.settings,
-        _common(query, ctx.as_of),
+        _common(query, ctx.data_as_of),
         strategy,
         params,
         c,
     )
+    report(1, 1, "done")
+    return out
 
 
 # ------------------------------------------------------------------------- generate_performance_report
@@ -235,16 +238,19 @@ async def generate_performance_report(
     final P&L and drawdown (bootstrap of the trades) and a plain-text summary to show a user."""
     ctx = current()
     c = costs_of(costs, ctx.settings)
-    return await offload(
+    report(0, 1, f"backtest and {n_sims} Monte Carlo runs")  # one Ray task: its start and its end
+    out = await offload(
         _report,
         ctx.settings,
-        _common(query, ctx.as_of),
+        _common(query, ctx.data_as_of),
         strategy,
         params,
         c,
         n_sims,
         seed,
     )
+    report(1, 1, "done")
+    return out
 
 
 # ---------------------------------------------------------------------------------- compare_strategies
@@ -315,14 +321,17 @@ async def compare_strategies(
     ctx = current()
     specs = [s.model_dump() if isinstance(s, StrategySpec) else {"strategy": s} for s in strategies]
     c = costs_of(costs, ctx.settings)
-    return await offload(
+    report(0, 1, f"backtesting {len(specs)} strategies")  # one Ray task: its start and its end
+    out = await offload(
         _compare,
         ctx.settings,
-        _common(query, ctx.as_of),
+        _common(query, ctx.data_as_of),
         specs,
         c,
         rank_by,
     )
+    report(1, 1, "done")
+    return out
 
 
 # ----------------------------------------------------------------------------------------- run_sweep
@@ -415,7 +424,7 @@ async def run_sweep(
     return await in_thread(
         _sweep,
         ctx.settings,
-        _common(query, ctx.as_of),
+        _common(query, ctx.data_as_of),
         strategy,
         {k: list(v) for k, v in grid.items()},
         c,
@@ -626,7 +635,7 @@ async def run_walk_forward(
     return await in_thread(
         _walk_forward,
         ctx.settings,
-        _common(query, ctx.as_of),
+        _common(query, ctx.data_as_of),
         strategy,
         {k: list(v) for k, v in grid.items()},
         c,

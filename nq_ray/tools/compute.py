@@ -32,7 +32,7 @@ async def offload(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     try:
         return await ref
     except asyncio.CancelledError:
-        ray.cancel(ref)
+        ray.cancel(ref, force=True)  # numba code never sees a soft interrupt: free the CPU now
         raise
 
 

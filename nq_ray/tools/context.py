@@ -28,7 +28,7 @@ import pandas as pd
 
 from nq_ray.config import Settings
 from nq_ray.errors import ConfigError, NQRayError
-from nq_ray.ports import BrokerPort, Clock
+from nq_ray.ports import AgentsPort, BrokerPort, Clock
 
 if TYPE_CHECKING:
     from nq_ray.domain.orders import Order
@@ -45,6 +45,13 @@ EventSink = Callable[[str, dict[str, Any]], Awaitable[None] | None]
 
 def _wall_clock() -> datetime:
     return datetime.now(UTC)
+
+
+class DeskUnavailableError(NQRayError):
+    """A tool that needs the trading desk (the ``agents`` toolset) in a context that has none."""
+
+    code = "desk_unavailable"
+    http_status = 503
 
 
 class PointInTimeError(NQRayError):
@@ -67,19 +74,35 @@ class ToolContext:
     """Collaborators of the tools. ``broker()`` is the paper broker (a ``BrokerPort``) that
     ``broker_factory`` makes on first use; ``nq_ray.runtime.Runtime.tool_context`` gives the factory for
     its mode (in-process, local Ray, cluster). A context built without one has no broker: the tools that
-    need it raise ``ConfigError``. ``as_of`` (tz-aware) makes every tool see the market as it was then
-    (see the module docstring)."""
+    need it raise ``ConfigError``. ``desk()`` is the trading desk's agents (an ``AgentsPort``), from
+    ``desk_factory``: the runtime's one desk, the same the agents API uses (``Runtime.registry`` sets
+    it); without it the ``agents`` tools raise ``DeskUnavailableError``. ``as_of`` (tz-aware) makes every
+    tool see the market as it was then (see the module docstring)."""
 
     settings: Settings
     clock: Clock = _wall_clock
     broker_factory: Callable[[Settings], BrokerPort] | None = None
     publish: EventSink | None = None
     as_of: datetime | None = None
+    desk_factory: Callable[[], AgentsPort] | None = None
     _broker: BrokerPort | None = field(default=None, repr=False)
 
     def now(self) -> datetime:
         """The tools' "now": ``as_of`` in a point-in-time run, else the clock."""
         return self.as_of if self.as_of is not None else self.clock()
+
+    @property
+    def replay(self) -> bool:
+        """Whether the clock is a market replay's (``nq_ray.market.clock.ReplayClock``)."""
+        return getattr(self.clock, "mode", "wall") == "replay"
+
+    @property
+    def data_as_of(self) -> datetime | None:
+        """The point-in-time cut-off for market data: ``as_of`` in a point-in-time run, replay time on a
+        replay clock (a bar is visible once it has closed, as the replay releases it), else none."""
+        if self.as_of is not None:
+            return self.as_of
+        return self.clock() if self.replay else None
 
     @classmethod
     def at(cls, settings: Settings, as_of: datetime | str | pd.Timestamp) -> ToolContext:
@@ -92,7 +115,12 @@ class ToolContext:
         orders (its broker is a ``PointInTimeBroker``)."""
         at = as_utc(as_of)
         return replace(
-            self, as_of=at, publish=None, broker_factory=None, _broker=PointInTimeBroker(self.settings, at)
+            self,
+            as_of=at,
+            publish=None,
+            broker_factory=None,
+            desk_factory=None,
+            _broker=PointInTimeBroker(self.settings, at),
         )
 
     def broker(self) -> BrokerPort:
@@ -108,6 +136,23 @@ class ToolContext:
                     "(Runtime(settings, mode='in_process').tool_context()) or pass broker_factory"
                 )
         return self._broker
+
+    def desk(self) -> AgentsPort:
+        """The trading desk's agents (``desk_factory()``); ``DeskUnavailableError`` when there is none."""
+        if self.as_of is not None:
+            raise PointInTimeError(
+                "the desk's agents are not available in a point-in-time run "
+                f"(as of {self.as_of.isoformat()})",
+                as_of=self.as_of.isoformat(),
+            )
+        if self.desk_factory is None:
+            raise DeskUnavailableError(
+                "this server has no trading desk for agent tasks (its tool registry was built without one: "
+                "the tool_registry actor, or a registry not made by nq_ray.runtime.Runtime.registry); use "
+                "the agents API (POST /api/agents/{agent_id}/tasks) or the MCP server of `nq-ray up` or "
+                "`nq-ray mcp`"
+            )
+        return self.desk_factory()
 
     def close(self) -> None:
         """Close the broker this context made, when it has anything to close (an in-process book)."""

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import functools
-from datetime import date, datetime
-from typing import Annotated, Any
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -28,6 +28,7 @@ from nq_ray.tools.args import (
     When,
     origin,
     period_start,
+    resolve_source,
 )
 from nq_ray.tools.compute import in_thread
 from nq_ray.tools.context import current
@@ -69,6 +70,7 @@ def load(
     from nq_ray.data.intervals import interval_length
 
     root = get_contract(symbol).symbol
+    source = resolve_source(settings, source)
     if period is not None and start is not None:
         raise InvalidArgumentError("give either period or start, not both", period=period, start=start)
     # the latest bar start that is visible at as_of: that bar closed at or before as_of
@@ -78,8 +80,9 @@ def load(
     if source in ("sample", "synthetic") and start is None and end is None:
         bars = _immutable_bars(root, interval, source, settings.data.synthetic_seed)
     else:
-        # a caller's csv:/parquet: file must be inside the data roots (tools answer API and MCP callers)
-        roots = settings.data.file_roots()
+        # a caller's csv:/parquet: file must be inside the data roots (tools answer API and MCP callers);
+        # the operator's own configured source is trusted wherever it lies
+        roots = None if source == settings.data.default_source else settings.data.file_roots()
         bars = load_bars(root, interval, start, end, source=source, settings=settings, roots=roots)
     if cutoff is not None:
         bars = bars.loc[bars.index <= cutoff]
@@ -139,6 +142,11 @@ class PriceQuote(BaseModel):
     session_volume: float
     market: str = Field(description="market state now: open / daily_halt / weekend / holiday / closed_early")
     origin: DataOrigin
+    clock: Literal["wall", "replay"] = Field(
+        default="wall",
+        description="which clock 'now' is on: wall, or a market replay's (the price is the last bar the "
+        "replay has released)",
+    )
 
 
 def _price(
@@ -177,8 +185,10 @@ async def get_nq_price(query: BarSeries) -> PriceQuote:
     ``origin`` field says whether the price is live (yahoo/tradovate) or from bundled sample data."""
     ctx = current()
     q = query
-    quote = await in_thread(_price, ctx.settings, q.symbol, q.interval, q.source, ctx.now(), ctx.as_of)
-    await ctx.emit("market_update", quote.model_dump(mode="json"))
+    quote = await in_thread(_price, ctx.settings, q.symbol, q.interval, q.source, ctx.now(), ctx.data_as_of)
+    quote.clock = "replay" if ctx.replay else "wall"
+    if not ctx.replay:  # a replay pushes every bar it releases itself (seq-numbered, once each)
+        await ctx.emit("market_update", quote.model_dump(mode="json"))
     return quote
 
 
@@ -230,7 +240,16 @@ async def get_historical_data(
     ctx = current()
     q = query
     return await in_thread(
-        _history, ctx.settings, q.symbol, q.interval, q.start, q.end, q.period, q.source, limit, ctx.as_of
+        _history,
+        ctx.settings,
+        q.symbol,
+        q.interval,
+        q.start,
+        q.end,
+        q.period,
+        q.source,
+        limit,
+        ctx.data_as_of,
     )
 
 
@@ -256,6 +275,62 @@ async def get_market_hours(at: When = None) -> MarketHours:
     next open and close, from the CME calendar (holidays and early closes included)."""
     ctx = current()
     return await in_thread(_hours, at if at is not None else ctx.now())
+
+
+# -------------------------------------------------------------------------------- get_session_calendar
+class SessionOut(BaseModel):
+    """One Globex session: its date, when it opens (the evening before) and closes (New York time)."""
+
+    session_date: date
+    open: datetime
+    close: datetime
+    early_close: bool = Field(description="closes before the usual 17:00 (a holiday schedule)")
+
+
+class SessionCalendar(BaseModel):
+    """The CME Globex sessions whose session date lies in a range, and the weekdays without one."""
+
+    start: date
+    end: date
+    sessions: list[SessionOut]
+    closed_weekdays: list[date] = Field(description="weekdays in the range with no session (holidays)")
+
+
+_USUAL_CLOSE = (17, 0)
+
+
+def _sessions(start: date, days: int) -> SessionCalendar:
+    from nq_ray.market.sessions import schedule
+
+    end = start + timedelta(days=days - 1)
+    sched = schedule(start, end)
+    rows = [
+        SessionOut(
+            session_date=day.date(),
+            open=row.open.to_pydatetime(),
+            close=row.close.to_pydatetime(),
+            early_close=(row.close.hour, row.close.minute) < _USUAL_CLOSE,
+        )
+        for day, row in sched.iterrows()
+    ]
+    held = {r.session_date for r in rows}
+    weekdays = pd.bdate_range(start, end).date
+    return SessionCalendar(
+        start=start, end=end, sessions=rows, closed_weekdays=[d for d in weekdays if d not in held]
+    )
+
+
+async def get_session_calendar(
+    start: Annotated[
+        date | None, Field(default=None, description="first session date (default: today, exchange time)")
+    ] = None,
+    days: Annotated[int, Field(ge=1, le=366, description="how many calendar days to list")] = 14,
+) -> SessionCalendar:
+    """The CME Globex session calendar: each session's open and close (New York time) over ``days``
+    days from ``start``, early closes flagged, and the weekdays the market is shut (holidays)."""
+    ctx = current()
+    first = start if start is not None else ctx.now().astimezone(_EXCHANGE_ZONE).date()
+    return await in_thread(_sessions, first, days)
 
 
 # ----------------------------------------------------------------------------------- get_contract_info
@@ -379,5 +454,10 @@ async def generate_mock_data(
     Deterministic for a seed. Never use them as market data."""
     ctx = current()
     return await in_thread(
-        _mock, symbol, interval, bars, ctx.settings.data.synthetic_seed if seed is None else seed, ctx.as_of
+        _mock,
+        symbol,
+        interval,
+        bars,
+        ctx.settings.data.synthetic_seed if seed is None else seed,
+        ctx.data_as_of,
     )

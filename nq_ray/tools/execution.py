@@ -7,6 +7,7 @@ order (``duplicate: true``); the same id with a different order is refused (``du
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
@@ -16,6 +17,7 @@ from nq_ray.execution.records import OrderRecord
 from nq_ray.tools.args import Symbol
 from nq_ray.tools.context import current
 
+RECENT_FILLS = 50
 Price = Annotated[float | None, Field(default=None, gt=0, le=1e7)]
 ClientOrderId = Annotated[
     str | None,
@@ -92,7 +94,9 @@ async def place_order(
 ) -> OrderResult:
     """Place a paper order (market, limit or stop, with an optional stop-loss / take-profit bracket).
     The risk gate may reduce or reject it; the result says which and why. Prices must be on the tick
-    grid (NQ: 0.25). Check risk first with check_risk_limits when unsure."""
+    grid (NQ: 0.25). Check risk first with check_risk_limits when unsure. Idempotent by client_order_id:
+    give one, and a retry with the same id and order returns the stored order (duplicate: true) and
+    places nothing; without one, every call is a new order."""
     ctx = current()
     payload = order_payload(
         symbol, side, contracts, order_type, price, stop_loss, take_profit, client_order_id
@@ -108,12 +112,47 @@ async def place_order(
     return out
 
 
+class FillOut(BaseModel):
+    """One fill of the paper book and the P&L it realised (gross USD; commission apart)."""
+
+    time: datetime
+    symbol: str
+    side: str
+    quantity: int
+    price: float
+    commission_usd: float
+    realized_pnl_usd: float
+    session_date: str
+    client_order_id: str
+
+    @classmethod
+    def of(cls, record: Any) -> FillOut:
+        """From the broker's fill record (``fill``, ``realized_pnl_usd``, ``session_date``)."""
+        f = record.fill
+        return cls(
+            time=f.time,
+            symbol=f.symbol,
+            side=str(f.side),
+            quantity=f.quantity,
+            price=f.price,
+            commission_usd=f.commission_usd,
+            realized_pnl_usd=record.realized_pnl_usd,
+            session_date=record.session_date,
+            client_order_id=f.client_order_id,
+        )
+
+
 class PositionResult(BaseModel):
-    """The orders a position action touched, and the portfolio after it."""
+    """The orders a position action touched, and the portfolio after it; ``status`` also lists the
+    working orders and the most recent fills (when the broker keeps them: a point-in-time book has none)."""
 
     action: str
     orders: list[OrderRecord]
     portfolio: dict[str, Any]
+    working_orders: list[OrderRecord] = Field(default_factory=list, description="status: open orders")
+    recent_fills: list[FillOut] = Field(
+        default_factory=list, description=f"status: the last {RECENT_FILLS} fills, oldest first"
+    )
 
 
 async def manage_position(
@@ -142,7 +181,19 @@ async def manage_position(
                 req[k] = v
         orders = await broker.manage_position(req)
     portfolio = await broker.portfolio()
-    out = PositionResult(action=action, orders=orders, portfolio=portfolio)
+    working, fills = await _book_of(broker, symbol) if action == "status" else ([], [])
+    out = PositionResult(
+        action=action, orders=orders, portfolio=portfolio, working_orders=working, recent_fills=fills
+    )
     if orders:
         await ctx.emit("order_update", out.model_dump(mode="json"))
     return out
+
+
+async def _book_of(broker: Any, symbol: str | None) -> tuple[list[OrderRecord], list[FillOut]]:
+    """The broker's working orders and last fills, when it keeps them (``PaperBrokerPort``)."""
+    orders_of, fills_of = getattr(broker, "orders", None), getattr(broker, "fills", None)
+    working = list(await orders_of(open_only=True, symbol=symbol)) if callable(orders_of) else []
+    fills = list(await fills_of(symbol)) if callable(fills_of) else []
+    last = sorted(fills, key=lambda r: r.fill.time)[-RECENT_FILLS:]
+    return working, [FillOut.of(r) for r in last]

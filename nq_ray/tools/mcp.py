@@ -1,26 +1,31 @@
 """FastMCP server built from the ``ToolRegistry``: the same tools, schemas and errors over MCP.
 
 Each registry tool becomes a FastMCP ``Tool`` whose input/output schemas are the registry's generated
-pydantic schemas; a call goes through ``ToolRegistry.call`` (validation, audit), typed errors become MCP
-tool errors ``[code] message``, and long tools send MCP progress notifications when the client asked.
+pydantic schemas, with a title and the MCP annotations (read-only, destructive, idempotent, open-world);
+a call goes through ``ToolRegistry.call`` (validation, audit) and answers ``structuredContent`` plus the
+same JSON as text; typed errors, bad arguments included, become MCP tool errors ``[code] message``, and
+long tools send MCP progress notifications when the client asked. ``mcp.toolsets`` and ``mcp.read_only``
+choose which tools a server has (``nq_ray.tools.registry.tools_for``).
 """
 
 from __future__ import annotations
 
-import asyncio
+import json
 import logging
-import time
 from typing import Any
 
 from fastmcp import FastMCP
 from fastmcp.exceptions import ToolError
 from fastmcp.tools.base import Tool, ToolResult
-from mcp.types import ToolAnnotations
+from mcp.types import TextContent, ToolAnnotations
 from pydantic import PrivateAttr
 
+from nq_ray.config import MCPSettings
 from nq_ray.errors import NQRayError
-from nq_ray.tools.context import Progress
-from nq_ray.tools.registry import ToolRegistry, ToolSpec
+from nq_ray.tools import mcp_elicit
+from nq_ray.tools.mcp_long import run_long
+from nq_ray.tools.mcp_resources import add_prompts, add_resources
+from nq_ray.tools.registry import ToolRegistry, ToolSpec, tools_for
 from nq_ray.tools.wire import json_safe, tool_error_text
 
 log = logging.getLogger(__name__)
@@ -31,11 +36,12 @@ INSTRUCTIONS = (
     "Orders are paper orders that pass a code-enforced risk gate. Long tools (run_sweep, big backtests) "
     "report progress."
 )
-PROGRESS_MIN_INTERVAL_S = 0.2
 
 
 class RegistryTool(Tool):
-    """A registry tool exposed over MCP."""
+    """A registry tool exposed over MCP: its title, annotations and output schema from its ``ToolSpec``;
+    a result is ``structuredContent`` (valid against the output schema) and the same JSON as one text
+    block, for clients that read only ``content``."""
 
     _registry: ToolRegistry | None = PrivateAttr(default=None)
     _who: str = PrivateAttr(default="mcp")
@@ -44,13 +50,12 @@ class RegistryTool(Tool):
     def of(cls, spec: ToolSpec, registry: ToolRegistry, who: str) -> RegistryTool:
         tool = cls(
             name=spec.name,
+            title=spec.title,
             description=spec.description,
             parameters=spec.input_schema(),
             output_schema=spec.output_schema(),
-            annotations=ToolAnnotations(
-                readOnlyHint=spec.read_only, destructiveHint=False, idempotentHint=spec.read_only
-            ),
-            tags={spec.category},
+            annotations=annotations_of(spec),
+            tags={spec.toolset},
         )
         tool._registry = registry
         tool._who = who
@@ -58,48 +63,55 @@ class RegistryTool(Tool):
 
     async def run(self, arguments: dict[str, Any]) -> ToolResult:
         assert self._registry is not None
-        progress = _progress_sender() if self._registry.get(self.name).long_running else None
+        registry, name, who = self._registry, self.name, self._who
         try:
-            out = await self._registry.call(self.name, arguments, who=self._who, progress=progress)
+            # approval mode: a person confirms an order first (elicitation) or it waits in the queue
+            guarded = await mcp_elicit.guard(registry, name, arguments, who)
+            if isinstance(guarded, ToolResult):
+                return guarded
+            args = guarded
+            if registry.get(name).long_running:  # progress and cancellation: nq_ray.tools.mcp_long
+                out = await run_long(lambda p: registry.call(name, args, who=who, progress=p))
+            else:
+                out = await registry.call(name, args, who=who)
         except NQRayError as err:
             raise ToolError(tool_error_text(err)) from None
-        return ToolResult(structured_content=json_safe(out))
+        return result_of(out)
 
 
-def _progress_sender() -> Progress | None:
-    """A thread-safe progress callback that sends MCP progress notifications (at most 5 a second)."""
-    try:
-        from fastmcp.server.dependencies import get_context
-
-        ctx = get_context()
-    except RuntimeError:
-        return None
-    loop = asyncio.get_running_loop()
-    last = [0.0]
-
-    def send(done: float, total: float | None = None, message: str | None = None) -> None:
-        now = time.monotonic()
-        if now - last[0] < PROGRESS_MIN_INTERVAL_S and (total is None or done < total):
-            return
-        last[0] = now
-
-        def schedule() -> None:
-            task = loop.create_task(ctx.report_progress(done, total, message))
-            task.add_done_callback(_log_failure)
-
-        loop.call_soon_threadsafe(schedule)
-
-    return send
+def annotations_of(spec: ToolSpec) -> ToolAnnotations:
+    """The MCP behaviour hints of a tool (``nq_ray.tools.catalog`` says why each is what it is)."""
+    return ToolAnnotations(
+        title=spec.title,
+        readOnlyHint=spec.read_only,
+        destructiveHint=spec.destructive,
+        idempotentHint=spec.idempotent,
+        openWorldHint=spec.open_world,
+    )
 
 
-def _log_failure(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.debug("progress notification not sent: %s", task.exception())
+def result_of(out: dict[str, Any]) -> ToolResult:
+    """A tool's output as MCP returns it: ``structuredContent``, and the same JSON as a text block."""
+    data = json_safe(out)
+    text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return ToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
 
 
-def build_mcp(registry: ToolRegistry, *, who: str = "mcp", name: str = "nq-ray") -> FastMCP:
-    """A FastMCP server with every registry tool (no auth here: HTTP auth is the app's middleware)."""
-    mcp = FastMCP(name, instructions=INSTRUCTIONS, mask_error_details=True)
-    for spec in registry.specs.values():
+def build_mcp(
+    registry: ToolRegistry, *, who: str = "mcp", name: str = "nq-ray", settings: MCPSettings | None = None
+) -> FastMCP:
+    """A FastMCP server with the registry's tools in ``settings.toolsets`` (read-only ones only with
+    ``settings.read_only``; default: the registry's ``mcp`` settings), its resources and the seed's
+    prompts. A tool left out is not listed and calling it is "Unknown tool". No auth here: HTTP auth is
+    the app's middleware."""
+    mcp = FastMCP(
+        name,
+        instructions=INSTRUCTIONS,
+        mask_error_details=True,
+        request_state_security=mcp_elicit.request_state_security(registry.context.settings),
+    )
+    for spec in tools_for(registry, settings):
         mcp.add_tool(RegistryTool.of(spec, registry, who))
+    add_resources(mcp, registry)
+    add_prompts(mcp)
     return mcp

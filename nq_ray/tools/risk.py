@@ -13,7 +13,7 @@ from nq_ray.risk.gate import RiskVerdict
 from nq_ray.risk.limits import RiskLimits
 from nq_ray.risk.sizing import PositionSize
 from nq_ray.risk.var import VaRResult
-from nq_ray.tools.args import DataOrigin, Interval, Source, Symbol, origin
+from nq_ray.tools.args import DEFAULT_SOURCE, DataOrigin, Interval, Source, Symbol, origin
 from nq_ray.tools.compute import in_thread, offload
 from nq_ray.tools.context import current
 from nq_ray.tools.data import load
@@ -62,13 +62,13 @@ async def calculate_var(
     confidence: Confidence = 0.95,
     method: VaRMethod = "historical",
     horizon_days: Annotated[int, Field(ge=1, le=60, description="holding period in sessions")] = 1,
-    source: Source = "sample",
+    source: Source = DEFAULT_SOURCE,
 ) -> VaROut:
     """Value at Risk and Expected Shortfall (USD) of a position in one contract from daily bars:
     historical, normal, Cornish-Fisher or Monte Carlo. Use for "how much could 2 NQ lose in a day?"."""
     ctx = current()
     return await offload(
-        _var, ctx.settings, symbol, contracts, confidence, method, horizon_days, source, ctx.as_of
+        _var, ctx.settings, symbol, contracts, confidence, method, horizon_days, source, ctx.data_as_of
     )
 
 
@@ -82,7 +82,7 @@ class PortfolioRisk(BaseModel):
     gross_exposure_usd: float
     initial_margin_usd: float
     equity_usd: float
-    margin_use_pct: float
+    margin_use_pct: float = Field(description="initial margin / equity in percent (72.6 means 72.6 %)")
     var: VaRResult | None = Field(description="None for a flat book")
     limits: RiskLimits
     portfolio: dict[str, Any] | None = Field(description="the broker's positions and P&L, when used")
@@ -141,7 +141,7 @@ async def assess_portfolio_risk(
     ] = None,
     confidence: Confidence = 0.95,
     method: VaRMethod = "historical",
-    source: Source = "sample",
+    source: Source = DEFAULT_SOURCE,
 ) -> PortfolioRisk:
     """Risk of the whole book (the paper broker's positions, or ``positions`` you give): exposure,
     margin use, 1-day VaR/ES and the risk limits in force. Use before adding to a position."""
@@ -166,7 +166,7 @@ async def assess_portfolio_risk(
         method,
         source,
         portfolio,
-        ctx.as_of,
+        ctx.data_as_of,
         limits,
     )
 
@@ -253,7 +253,7 @@ async def calculate_position_size(
         float | None, Field(gt=0, le=1e10, description="equity USD; default from settings")
     ] = None,
     interval: Interval = "5m",
-    source: Source = "sample",
+    source: Source = DEFAULT_SOURCE,
 ) -> SizeOut:
     """How many contracts to trade: fixed-fractional risk per trade against a stop in ticks, or an ATR
     stop (k × ATR), with the working shown. Use before placing an order."""
@@ -271,5 +271,5 @@ async def calculate_position_size(
         contracts,
         interval,
         source,
-        ctx.as_of,
+        ctx.data_as_of,
     )

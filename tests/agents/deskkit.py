@@ -16,6 +16,7 @@ from nq_ray.config import Settings
 from nq_ray.llm.config import LLMConfig, ProviderConfig
 from nq_ray.llm.router import LLMRouter
 from nq_ray.store.repository import Repository
+from nq_ray.testing.llm_server import ScriptedLLMServer
 from nq_ray.tools.context import ToolContext
 from nq_ray.tools.registry import ToolRegistry, build_registry
 
@@ -86,3 +87,13 @@ async def make_service(
 
 def orders_for(broker: Any, ray: Any, client_order_id: str) -> list[Any]:
     return [o for o in ray.get(broker.orders.remote()) if o.client_order_id == client_order_id]
+
+
+def analysis_requests(srv: ScriptedLLMServer) -> list[dict[str, Any]]:
+    """The requests the analysis agent made of ``srv`` (its ``analysis_base`` system prompt): the risk and
+    execution agents ask the same LLM for a narrative and an order plan, only when there is a trade."""
+    return [
+        r
+        for r in srv.requests
+        if any("Your job: technical analysis" in str(m.get("content")) for m in r.get("messages", []))
+    ]

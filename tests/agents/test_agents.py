@@ -142,7 +142,7 @@ async def test_flat_view_is_not_sized_or_checked() -> None:
 
 def test_proposal_puts_stop_and_target_on_the_tick_grid() -> None:
     """Long at 20000 with ATR 10.1, stop 2 × ATR = 20.2 → 19979.75 (tick 0.25), target 2R → 20040.5."""
-    agent = RiskAgent(RecordingTools())
+    agent = RiskAgent(RecordingTools(), atr_multiple=2.0)
 
     p = agent.propose(_report("long", 0.9), atr_pts=10.1, contracts=2)
 
@@ -193,3 +193,94 @@ async def test_router_without_any_answer_falls_back_to_the_rules_analyst_directl
     assert report.provider == "rules" and not report.is_llm
     assert report.fallback is not None and "rules analyst called directly" in report.fallback
     assert report.view.reasoning.startswith("[rules analyst")
+
+
+async def test_the_analysis_shape_of_assess_risk_still_works_through_execute_task() -> None:
+    tools = RecordingTools()
+
+    out = await RiskAgent(tools).execute_task(
+        {"type": "assess_risk", "parameters": {"analysis": _report("flat", 0.9).model_dump(mode="json")}}
+    )
+
+    assert out["approved"] is False and out["reasons"] == ["view is flat: no trade"] and tools.calls == []
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"analysis": {}, "portfolio": {"NQ": 1}},  # a trade or a book, not both
+        {"portfolio": "NQ"},
+    ],
+)
+async def test_assess_risk_refuses_mixed_or_unreadable_parameters(params: dict[str, Any]) -> None:
+    tools = RecordingTools()
+
+    with pytest.raises(InvalidArgumentError):
+        await RiskAgent(tools).execute_task({"type": "assess_risk", "parameters": params})
+
+    assert tools.calls == []
+
+
+async def test_place_trade_takes_an_assessment_or_a_manual_order_not_both() -> None:
+    tools = RecordingTools()
+    denied = RiskAssessment(symbol="NQ", approved=False, contracts=0, reasons=["x"])
+
+    with pytest.raises(InvalidArgumentError, match="not both"):
+        await ExecutionAgent(tools).execute_task(
+            {"type": "place_trade", "parameters": {"assessment": denied, "action": "BUY", "quantity": 1}}
+        )
+    with pytest.raises(InvalidArgumentError, match="action and quantity"):
+        await ExecutionAgent(tools).execute_task({"type": "place_trade", "parameters": {}})
+
+    assert tools.calls == []
+
+
+async def test_the_prompt_is_rendered_from_analysis_base_and_its_version_recorded(tools: LocalTools) -> None:
+    """Also when the rules analyst answers: the record holds what a model would have been asked."""
+    from nq_ray.agents.agents import PROMPTS
+
+    report = await AnalysisAgent(tools, router()).analyze_market("NQ")
+
+    system, user = json.loads(report.prompt)
+    assert report.provider == "rules" and report.template == "analysis_base"
+    assert report.template_version == PROMPTS.version("analysis_base")
+    assert system["role"] == "system" and system["content"].startswith("You are the analysis agent")
+    assert "## Risk parameters" in system["content"] and "## Open positions" in system["content"]
+    assert '"title":"MarketView"' in system["content"] and user["role"] == "user"
+    assert report.inputs["context"]["sources"][0] == "current_market_data"
+
+
+async def test_a_seed_style_override_renders_values_for_that_agent_only(tools: LocalTools) -> None:
+    mine = {"analysis_base": "Analyse {symbol} on {timeframe}.\n{context}\nSchema: {schema}"}
+    custom = AnalysisAgent(tools, router(), agent_id="custom", config={"prompts": mine})
+    plain = AnalysisAgent(tools, router())
+
+    ours = await custom.analyze_market("NQ")
+    theirs = await plain.analyze_market("NQ")
+
+    text = json.loads(ours.prompt)[0]["content"]
+    assert text.startswith("Analyse NQ on 5m.\n## Current market data") and "{symbol}" not in text
+    assert ours.template_version != theirs.template_version
+    assert json.loads(theirs.prompt)[0]["content"].startswith("You are the analysis agent")
+
+
+def test_prompt_overrides_are_checked_on_the_config() -> None:
+    from pydantic import ValidationError
+
+    from nq_ray.agents.models import AgentConfig
+
+    with pytest.raises(ValidationError, match="unknown prompt templates"):
+        AgentConfig(prompts={"custom_analysis": "x"})
+    with pytest.raises(ValidationError, match="does not parse"):
+        AgentConfig(prompts={"risk_assessment": "{% if %}"})
+
+
+async def test_tool_backed_tasks_render_their_seed_templates(tools: LocalTools) -> None:
+    agent = AnalysisAgent(tools, router())
+
+    patterns = await agent.recognize_patterns("NQ")
+    summary = await agent.market_summary("NQ")
+
+    assert patterns.template == "pattern_recognition" and "Detected patterns:" in (patterns.prompt or "")
+    assert summary.template == "market_summary" and summary.template_version
+    assert '"levels": {' in (summary.prompt or "")  # the data as JSON, not a Python repr

@@ -9,12 +9,15 @@ differed, it would have read something after ``as_of``.
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+from pydantic import BaseModel
 
 from nq_ray.config import Settings
 from nq_ray.errors import DataUnavailableError, InvalidArgumentError
@@ -36,6 +39,9 @@ LATER: dict[str, list[dict[str, Any]]] = {
         {"end": "2026-03-20", "limit": 50},  # a date: its whole day, clamped to AS_OF
     ],
     "get_market_hours": [{}],
+    "get_session_calendar": [{}, {"start": "2026-03-01", "days": 60}],
+    "list_agents": [],  # no desk at a point in time: see test_the_agent_tools_have_no_desk_…
+    "run_agent_task": [],
     "get_contract_info": [{}],
     "generate_mock_data": [{"bars": 50}, {"bars": 20, "interval": "5m"}],
     "calculate_technical_indicators": [{"end": AFTER, "tail": 500}, {"period": "1mo"}],
@@ -56,9 +62,11 @@ LATER: dict[str, list[dict[str, Any]]] = {
         {"end": AFTER, "grid": {"fast": [5, 10], "slow": [30]}, "n_folds": 2},
         {"period": "1mo", "grid": {"fast": [5], "slow": [30]}, "n_folds": 3, "mode": "anchored"},
     ],
+    "scan_market": [{"symbols": ["NQ", "ES"], "timeframes": ["5m", "1h"]}],
+    "scan_backtests": [{"symbols": ["NQ", "ES"], "timeframes": ["5m"], "min_trades": 1}],
 }
 # Calendar facts (published in advance, not market data) may lie after AS_OF.
-CALENDAR_KEYS = {"next_open", "next_close", "front_expiry", "next_roll"}
+CALENDAR_KEYS = {"next_open", "next_close", "front_expiry", "next_roll", "sessions"}
 
 
 @pytest.fixture
@@ -97,7 +105,13 @@ async def test_no_tool_returns_a_time_after_as_of(pit: ToolRegistry, tool: str, 
     found = timestamps(out)
     late = [(k, str(t)) for k, t in found if t > AS_OF]
     assert not late, f"{tool} returned times after {AS_OF}: {late[:5]}"
-    if tool not in ("get_market_hours", "get_contract_info", "manage_position", "check_risk_limits"):
+    if tool not in (
+        "get_market_hours",
+        "get_contract_info",
+        "manage_position",
+        "check_risk_limits",
+        "get_session_calendar",
+    ):
         assert found or tool == "assess_portfolio_risk", f"{tool}: the walk found no times to check"
 
 
@@ -140,6 +154,14 @@ async def test_orders_are_refused_in_a_point_in_time_run(pit: ToolRegistry) -> N
         await pit.call("place_order", {"symbol": "NQ", "side": "buy", "contracts": 1})
     with pytest.raises(PointInTimeError):
         await pit.call("manage_position", {"action": "flatten_all"})
+
+
+async def test_the_agent_tools_have_no_desk_in_a_point_in_time_run(pit: ToolRegistry) -> None:
+    """A replayed or backtested agent must not reach the live desk (nor a desk reach the future)."""
+    with pytest.raises(PointInTimeError, match="point-in-time"):
+        await pit.call("list_agents", {})
+    with pytest.raises(PointInTimeError, match="point-in-time"):
+        await pit.call("run_agent_task", {"agent_id": "analysis", "type": "get_recent_memory"})
 
 
 def _strip_origin(value: Any) -> Any:
@@ -217,3 +239,121 @@ async def test_an_agent_at_as_of_decides_as_if_the_future_did_not_exist(
     for key in ("price", "indicators", "levels"):
         assert at_as_of.inputs[key] == reference.inputs[key]
     assert at_as_of.view == reference.view and at_as_of.bar_time == LAST_5M.isoformat()
+    prompt_times = [_ny_stamp(s) for s in _STAMP.findall(at_as_of.prompt)]
+    assert prompt_times and max(prompt_times) <= AS_OF  # the whole prompt, context included
+
+
+# ------------------------------------------------------------------------------ context sources
+# Every context source, with what would leak through it if it were not point in time.
+CONTEXT_LEAKS: dict[str, str] = {
+    "current_market_data": "a bar (or a higher-timeframe bar built from one) that closed after AS_OF",
+    "indicators_levels": "indicators or levels computed on later bars",
+    "open_positions": "the book as it is after a later fill",
+    "working_orders": "an order placed after AS_OF",
+    "recent_trades": "a trade closed after AS_OF",
+    "risk_parameters": "P&L and room from later fills",
+    "agent_memory": "a memory written after AS_OF",
+    "scheduled_events": "the outcome (actual) of an event scheduled after AS_OF",
+}
+_STAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2})?(?:[+-]\d{2}:\d{2})?")
+
+
+class EventOut(BaseModel):
+    events: list[dict[str, Any]]
+
+
+async def get_economic_calendar(date: str) -> EventOut:
+    """Test calendar: CPI before AS_OF, a Fed speaker after it (its actual would be a leak)."""
+    return EventOut(
+        events=[
+            {"time": "2026-03-20T08:30:00-04:00", "name": "CPI", "actual": "0.3%"},
+            {"time": "2026-03-20T14:00:00-04:00", "name": "Fed speaker", "actual": "hawkish"},
+        ]
+    )
+
+
+class ReplayAt:
+    mode = "replay"
+
+    def __call__(self) -> datetime:
+        return AS_OF.to_pydatetime()
+
+
+def test_every_context_source_is_covered() -> None:
+    from nq_ray.agents.sources import SOURCES
+
+    assert sorted(CONTEXT_LEAKS) == sorted(SOURCES)
+
+
+@pytest.mark.parametrize("name", sorted(CONTEXT_LEAKS))
+async def test_no_context_source_shows_anything_after_as_of(settings: Settings, name: str) -> None:
+    """A book that trades before and after AS_OF, an order placed after it, memories either side of it
+    and a calendar with a later event: the tools are on a replay clock at AS_OF. No time after AS_OF
+    appears in any source's content, and none of the later facts does."""
+    from nq_ray.agents.agents import AnalysisAgent, LocalTools
+    from nq_ray.agents.sources import gather_sources
+    from nq_ray.llm.config import LLMConfig, ProviderConfig
+    from nq_ray.llm.router import LLMRouter
+    from nq_ray.runtime.broker import LocalBroker
+    from nq_ray.tools.registry import spec_of
+
+    def ny(s: str) -> datetime:
+        return pd.Timestamp(s, tz="America/New_York").to_pydatetime()
+
+    broker = LocalBroker(settings, feed=False, clock="bar")
+    try:
+        await broker.on_price("NQ", 24000.0, ny("2026-03-20T10:00"))
+        for cid, side, px, at in (("a1", "buy", 24010.0, "10:05"), ("a2", "sell", 24030.0, "10:10")):
+            await broker.place_order(
+                {"symbol": "NQ", "side": side, "quantity": 1, "order_type": "market", "client_order_id": cid}
+            )
+            await broker.on_price("NQ", px, ny(f"2026-03-20T{at}"))
+        registry = build_registry(
+            ToolContext(settings=settings, clock=ReplayAt(), broker_factory=lambda s: broker)
+        )
+        registry.add(spec_of(get_economic_calendar, "data"))
+        rules = ProviderConfig(name="rules", kind="rules", model="nq-rules-v1", priority=1000)
+        agent = AnalysisAgent(
+            LocalTools(registry),
+            LLMRouter.from_config(LLMConfig(providers=[rules], health_interval_s=0)),
+            source="sample",
+        )
+        memories = [
+            {"id": 1, "at": "2026-03-20T10:30:00-04:00", "kind": "note", "value": "before"},
+            {"id": 2, "at": "2026-03-20T11:30:00-04:00", "kind": "note", "value": "LATER MEMORY"},
+        ][::-1]
+        if name in ("open_positions", "working_orders", "risk_parameters"):  # the book moves on
+            await broker.place_order(
+                {"symbol": "NQ", "side": "buy", "quantity": 1, "order_type": "market", "client_order_id": "z"}
+            )
+            await broker.on_price("NQ", 24100.0, ny("2026-03-20T11:30"))
+        if name in ("recent_trades",):  # a later round trip
+            for cid, side, at in (("b1", "buy", "11:30"), ("b2", "sell", "11:40")):
+                await broker.place_order(
+                    {
+                        "symbol": "NQ",
+                        "side": side,
+                        "quantity": 1,
+                        "order_type": "market",
+                        "client_order_id": cid,
+                    }
+                )
+                await broker.on_price("NQ", 24100.0, ny(f"2026-03-20T{at}"))
+
+        when, got = await gather_sources(agent, "NQ", [name], memories=memories)
+    finally:
+        broker.close()
+
+    text = json.dumps(got[name], default=str)
+    # a scheduled event's time is published in advance (like CALENDAR_KEYS); its outcome is not
+    late = [s for s in _STAMP.findall(text) if _ny_stamp(s) > AS_OF and name != "scheduled_events"]
+    assert when == AS_OF and not late, f"{name} shows times after {AS_OF}: {late[:5]}"
+    assert "LATER MEMORY" not in text and "hawkish" not in text and "24100" not in text
+    assert text.strip('"'), f"{name} said nothing"
+    if name == "scheduled_events":
+        assert "Fed speaker" in text and "actual=0.3%" in text
+
+
+def _ny_stamp(s: str) -> pd.Timestamp:
+    ts = pd.Timestamp(s)
+    return ts.tz_localize("America/New_York") if ts.tzinfo is None else ts

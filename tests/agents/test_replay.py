@@ -49,9 +49,11 @@ def bars_file(tmp_path: Path, nq_5m: pd.DataFrame) -> Path:
     return path
 
 
-async def record(settings: Settings, source: str, router: LLMRouter, provider: str | None = None) -> int:
-    """One real ``TradingDesk.run_once`` at AS_OF (approval mode: nothing is sent); its decision id."""
-    tools = LocalTools(build_registry(ToolContext(settings=settings).point_in_time(AS_OF)))
+async def record(
+    settings: Settings, source: str, router: LLMRouter, provider: str | None = None, at: pd.Timestamp = AS_OF
+) -> int:
+    """One real ``TradingDesk.run_once`` at ``at`` (approval mode: nothing is sent); its decision id."""
+    tools = LocalTools(build_registry(ToolContext(settings=settings).point_in_time(at)))
     repo = await Repository.connect(settings.store_url)
     try:
         cfg = {"provider": provider} if provider else None
@@ -85,6 +87,20 @@ async def test_rules_decision_replays_identically(tmp_path: Path, bars_file: Pat
     assert pd.Timestamp(result.as_of) == AS_OF
     assert result.original["view"]["bias"] == result.replay["view"]["bias"]
     assert "identical" in format_replay(result)
+
+
+async def test_a_decision_taken_between_bars_replays_with_its_own_context_time(
+    tmp_path: Path, bars_file: Path
+) -> None:
+    """Decided at 11:07 (the 11:05 bar still open): the replay's tools stand at 11:05, the close of the
+    window's last bar, but the context is rebuilt as of the recorded 11:07 — the same prompt."""
+    settings = rules_settings(tmp_path)
+    at = AS_OF + pd.Timedelta(minutes=2)
+    decision_id = await record(settings, f"parquet:{bars_file}", LLMRouter.from_config(settings.llm), at=at)
+
+    result = await replay_decision(settings, decision_id)
+
+    assert pd.Timestamp(result.as_of) == AS_OF and result.prompt_match and result.same
 
 
 async def test_changed_data_is_reported_and_the_decision_rerun(tmp_path: Path, bars_file: Path) -> None:

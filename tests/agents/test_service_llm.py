@@ -14,7 +14,14 @@ import pytest
 from nq_ray.agents.models import MarketView
 from nq_ray.llm.config import LLMConfig, ProviderConfig
 from nq_ray.testing.llm_server import ScriptedLLMServer, Step
-from tests.agents.deskkit import RULES, broker_registry, make_service, make_settings, orders_for
+from tests.agents.deskkit import (
+    RULES,
+    analysis_requests,
+    broker_registry,
+    make_service,
+    make_settings,
+    orders_for,
+)
 
 VIEW = {
     "bias": "short",
@@ -87,7 +94,12 @@ async def test_an_llm_view_drives_the_cycle_and_is_recorded_with_its_parameters(
     assert srv.requests[-2]["temperature"] == 0.0 and task["result"]["provider"] == "scripted"
     assert task["result"]["params"]["temperature"] == 0.0
     assert srv.requests[-1]["model"] == "other-model" and alt["result"]["model"] == "other-model"
-    assert "Agent memory" in srv.requests[1]["messages"][-1]["content"]
+    # the agent's system message (the rendered analysis_base) follows the router's schema instruction
+    assert any(
+        "## Agent memory" in m["content"]
+        for m in analysis_requests(srv)[1]["messages"]
+        if m["role"] == "system"
+    )
 
 
 @pytest.mark.parametrize(
@@ -185,12 +197,47 @@ async def test_when_every_llm_is_down_the_desk_halts_new_entries(
             await svc.close()
         orders = orders_for(broker, ray_session, f"desk-{down['decision_id']}")
 
-    assert up["analysis"]["is_llm"] and up["halted"] is None
+    assert up["analysis"]["is_llm"] and up["halted"] is None and up["degraded"] is None
     assert down["analysis"]["provider"] == "rules" and down["auto_halt"].startswith(
         "every LLM provider is down"
     )
+    assert down["auto_halt"].endswith("lost since the desk started: scripted")
     assert down["risk"]["approved"] and not down["execution"]["placed"] and orders == []
     assert status["halted"] and status["halt_reason"] == down["auto_halt"] and llm["all_llms_down"]
+    assert status["degraded"]["providers"][0]["reachable_before"]
+
+
+async def test_with_halt_on_llm_loss_off_a_lost_llm_degrades_the_desk_and_a_restart_starts_afresh(
+    ray_session: Any, tmp_path: Path, nq_5m: Any, srv: ScriptedLLMServer
+) -> None:
+    settings = make_settings(tmp_path, llm_config(srv, threshold=1))
+    settings.desk.halt_on_llm_loss = False
+    with broker_registry(ray_session, settings, nq_5m) as (registry, broker):
+        svc = await make_service(settings, registry)
+        try:
+            up = await svc.run_once("NQ")
+            srv.stop()  # the only LLM goes away
+            down = await svc.run_once("NQ")
+            status = await svc.status()
+        finally:
+            await svc.close()
+        orders = orders_for(broker, ray_session, f"desk-{down['decision_id']}")
+        settings.desk.halt_on_llm_loss = True  # the default again: a restart is a new session
+        restarted = await make_service(settings, registry)
+        try:
+            again = await restarted.run_once("NQ")
+            after = await restarted.status()
+        finally:
+            await restarted.close()
+
+    assert up["analysis"]["is_llm"] and down["analysis"]["provider"] == "rules"
+    assert down["auto_halt"] is None and down["halted"] is None and not status["halted"]
+    assert down["degraded"]["reason"] == "LLM provider(s) scripted lost; the rules analyst decides"
+    (lost,) = status["degraded"]["providers"]
+    assert lost["name"] == "scripted" and lost["reachable_before"] and "scripted" in lost["why"]
+    assert down["risk"]["approved"] and down["execution"]["placed"] and len(orders) == 1  # rules trade
+    assert again["analysis"]["provider"] == "rules" and again["auto_halt"] is None
+    assert not after["halted"] and not after["degraded"]["providers"][0]["reachable_before"]
 
 
 async def test_apply_settings_rebuilds_the_llm_chain_live_and_refuses_bad_patches(

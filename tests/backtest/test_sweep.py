@@ -80,7 +80,8 @@ def test_sweep_on_ray_matches_in_process(nq_bars, ray_session):
     on_ray = sweep(nq_bars, "sma_cross", grid, COSTS, chunks=3, progress=lambda d, t: seen.append(d))
     local = sweep(nq_bars, "sma_cross", grid, COSTS, parallel=False)
     np.testing.assert_allclose(on_ray[list(METRIC_NAMES)].to_numpy(), local[list(METRIC_NAMES)].to_numpy())
-    assert seen == [1, 2, 3]
+    assert list(dict.fromkeys(seen)) in ([1, 2, 3], [0, 1, 2, 3])  # heartbeats repeat the last count
+    assert seen == sorted(seen)
 
 
 def test_generic_sweep_on_ray(nq_bars, ray_session):

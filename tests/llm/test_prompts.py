@@ -6,6 +6,7 @@ import pytest
 
 from nq_ray.errors import InvalidArgumentError
 from nq_ray.llm.prompts import SEED_TEMPLATES, PromptTemplateEngine
+from nq_ray.llm.prompts.engine import is_seed_style
 
 CONTEXT = {
     "symbol": "NQ",
@@ -29,8 +30,10 @@ def test_every_seed_template_renders_with_its_version(engine: PromptTemplateEngi
     rendered = [engine.generate_prompt(name, CONTEXT) for name in SEED_TEMPLATES]
 
     assert sorted(engine.templates) == sorted(SEED_TEMPLATES)
+    declared = {"analysis_base": "2"}  # 2: the seed's context keys, the agent's context and schema
     for r in rendered:
-        assert r.version.startswith("1+") and "NQ" in r.text and r.prompt_version == f"{r.name}@{r.version}"
+        assert r.version.startswith(declared.get(r.name, "1") + "+") and "NQ" in r.text
+        assert r.prompt_version == f"{r.name}@{r.version}"
 
 
 def test_agent_type_and_tools_are_rendered(engine: PromptTemplateEngine) -> None:
@@ -90,3 +93,57 @@ def test_unknown_template_and_agent_type_are_rejected(engine: PromptTemplateEngi
         engine.generate_prompt("nope", CONTEXT)
     with pytest.raises(InvalidArgumentError, match="agent_type"):
         engine.generate_prompt("analysis_base", CONTEXT, agent_type="wizard")
+
+
+def test_seed_style_placeholders_render_their_values_and_leave_other_braces() -> None:
+    engine = PromptTemplateEngine()
+    engine.add_template(
+        "brief", 'NQ {price:.2f}, RSI {ind[rsi]}, bias {view.bias}; answer like {"bias": "long"}'
+    )
+
+    r = engine.generate_prompt("brief", {"price": 24255.75, "ind": {"rsi": 37.5}, "view": {"bias": "short"}})
+
+    assert r.text == 'NQ 24255.75, RSI 37.5, bias short; answer like {"bias": "long"}\n'
+    assert is_seed_style("{symbol}") and not is_seed_style("{{ symbol }} {x}")
+
+
+def test_a_jinja_template_keeps_single_braces_literal() -> None:
+    engine = PromptTemplateEngine()
+    engine.add_template("mixed", "{{ symbol }} and {symbol}")
+
+    assert engine.generate_prompt("mixed", {"symbol": "ES"}).text == "ES and {symbol}\n"
+
+
+def test_a_seed_style_template_missing_a_value_is_an_error_naming_it() -> None:
+    engine = PromptTemplateEngine()
+    engine.add_template("custom_analysis", "You are analyzing {symbol} with {market_conditions}.")
+
+    with pytest.raises(InvalidArgumentError, match="market_conditions"):
+        engine.generate_prompt("custom_analysis", {"symbol": "NQ"})
+
+
+def test_overrides_live_in_a_new_engine_and_change_the_version(engine: PromptTemplateEngine) -> None:
+    mine = engine.with_overrides({"market_summary": "Summary of {symbol}: {market}"})
+
+    own = mine.generate_prompt("market_summary", CONTEXT)
+    shared = engine.generate_prompt("market_summary", CONTEXT)
+
+    assert own.text == f"Summary of NQ: {CONTEXT['market']}\n" and "Your job" in shared.text
+    assert own.version != shared.version and mine.is_override("market_summary")
+    assert not engine.is_override("market_summary")
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("custom_analysis", "x", "no seed template"),
+        ("analysis_base", "{% for %}", "does not parse"),
+        ("analysis_base", "x" * 20_001, "limit is 20000"),
+        ("analysis_base", '{% extends "nope.j2" %}', "unknown template"),
+    ],
+)
+def test_check_override_refuses_with_a_clear_message(
+    engine: PromptTemplateEngine, name: str, text: str, message: str
+) -> None:
+    with pytest.raises(InvalidArgumentError, match=message):
+        engine.check_override(name, text)

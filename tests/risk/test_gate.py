@@ -8,7 +8,7 @@ from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from nq_ray.domain.contracts import get_contract
@@ -454,6 +454,88 @@ def test_an_approved_order_never_breaks_a_limit(scenario):
         assert v.adjusted_contracts == 0 and v.reasons
         assert all(r.code and r.message for r in v.reasons)
     assert all(math.isfinite(x) for x in (v.adjusted_contracts, v.requested_contracts))
+
+
+@st.composite
+def model_answers(draw):
+    """Anything a risk or execution model could answer: any stance and size, any entry, stop, target and
+    scale-outs (wrong sides, off the tick grid, wider than approved included)."""
+    from nq_ray.agents.thinking import OrderPlan, RiskNarrative, ScaleOut
+
+    stance = draw(st.sampled_from(["proceed", "reduce", "stand_aside"]))
+    narrative = RiskNarrative(
+        narrative="m", stance=stance, suggested_contracts=draw(st.none() | st.integers(0, 60))
+    )
+    off = draw(st.sampled_from([0.0, 0.0, 0.0, 0.0, 0.1]))  # now and then a price off the grid
+    entry_type = draw(st.sampled_from(["limit", "market"]))
+    # entry, stop and target as multiples of the approved stop distance (1.0 = as far as approved): mostly
+    # inside it, sometimes wider, on the wrong side, or with fractions summing past 1
+    stop = {"in": st.floats(0.1, 1.0), "wide": st.floats(1.05, 3.0), "wrong": st.floats(-1.0, 0.0)}
+    target = {"in": st.floats(0.2, 3.0), "wide": st.floats(0.2, 3.0), "wrong": st.floats(-1.0, 0.0)}
+    kind = draw(st.sampled_from(["in", "in", "in", "wide", "wrong"]))
+    offsets = {"e": draw(st.floats(-0.5, 0.5)), "s": draw(stop[kind]), "t": draw(target[kind])}
+    # a scale-out's price as a fraction of the way to the target (> 1: past it)
+    scale = draw(st.lists(st.tuples(st.floats(0.05, 0.6), st.floats(0.05, 1.2)), max_size=3))
+    return narrative, entry_type, offsets, off, scale, ScaleOut, OrderPlan
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios(), model_answers())
+def test_no_model_narrative_or_order_plan_loosens_a_limit(scenario, answer):
+    """The code sizes and gates a trade; whatever a model then answers, the contracts are never more, the
+    stop never farther, and the order that goes to the gate (which stays final) never breaks a limit."""
+    from nq_ray.agents.models import TradeProposal
+    from nq_ray.agents.thinking import apply_narrative, check_order_plan, plan_legs
+
+    order, acct, limits = scenario
+    narrative, entry_type, off, jitter, scale, ScaleOut, OrderPlan = answer
+    order = order if order.bracket else order.model_copy(update={"bracket": Bracket(stop_loss_ticks=40)})
+    c, s = get_contract(order.symbol), order.side.sign
+    entry = MARKS[order.symbol.removeprefix("M")]
+    ticks = order.bracket.stop_loss_ticks
+    proposal = TradeProposal(
+        symbol=order.symbol,
+        side=order.side.value,
+        contracts=order.quantity,
+        entry=entry,
+        stop=entry - s * ticks * c.tick_size,
+        target=entry + s * 2 * ticks * c.tick_size,
+        rationale="property",
+    )
+    v = check_order(order, acct, limits, mark_price=MARKS, clock=lambda: OPEN_RTH)
+    code = v.adjusted_contracts if v.approved else 0
+
+    contracts, _ = apply_narrative(narrative, code)
+
+    assert 0 <= contracts <= code
+
+    def at(base: float, k: float) -> float:  # k approved stop distances from base, on the grid
+        return max(c.tick_size, base + s * round(k * ticks) * c.tick_size)
+
+    e = at(entry, off["e"]) if entry_type == "limit" else entry
+    plan = OrderPlan(
+        entry_type=entry_type,
+        entry_price=e if entry_type == "limit" else None,
+        stop_price=at(e, -off["s"]) + jitter,
+        target_price=at(e, off["t"]),
+        scale_out=[ScaleOut(fraction=f, price=at(e, k * off["t"])) for f, k in scale],
+    )
+    if check_order_plan(plan, proposal, contracts):
+        event("plan rejected")
+        return  # rejected: the deterministic plan (the proposal as gated) is sent instead
+    event("plan accepted")
+    p_entry = plan.entry_price if plan.entry_price is not None else entry
+    plan_ticks = round(abs(p_entry - plan.stop_price) / c.tick_size)
+    assert 1 <= plan_ticks <= ticks and s * (p_entry - plan.stop_price) > 0 and c.is_on_tick(plan.stop_price)
+    assert contracts * plan_ticks <= code * ticks  # the loss at the stop never grows
+    legs, _ = plan_legs(plan, contracts)
+    assert sum(leg.contracts for leg in legs) == contracts
+    final = order.model_copy(update={"quantity": contracts, "bracket": Bracket(stop_loss_ticks=plan_ticks)})
+    v2 = check_order(final, acct, limits, mark_price=MARKS, clock=lambda: OPEN_RTH)
+    if v2.approved:
+        assert (
+            v2.adjusted_contracts <= contracts and _breaks(final, v2.adjusted_contracts, acct, limits) == []
+        )
 
 
 # ---- halts and what a verdict names --------------------------------------------------------------

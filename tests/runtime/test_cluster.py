@@ -159,16 +159,22 @@ def _start_head(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, str]:
     """A process that starts a local Ray through ``connect`` (``HEAD``) on ``tmp_path``'s data dir; it
     prints one JSON line when Ray is up and stops it when its stdin closes."""
     data, tmp = tmp_path / "data", tempfile.mkdtemp(prefix="nqh", dir="/tmp")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", HEAD, str(data), tmp],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=_clean_env(tmp_path),
-    )
+    with (tmp_path / "head.err").open("w") as err:  # the child keeps its own descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-c", HEAD, str(data), tmp],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            env=_clean_env(tmp_path),
+        )
     assert proc.stdout is not None and proc.stdin is not None
     return proc, data, tmp
+
+
+def _head_exited(proc: subprocess.Popen[str], tmp_path: Path) -> str:
+    tail = (tmp_path / "head.err").read_text(errors="replace")[-3000:]
+    return f"the head process exited ({proc.wait()}):\n{tail}"
 
 
 @pytest.fixture
@@ -176,7 +182,13 @@ def head(tmp_path: Path) -> Iterator[dict[str, Any]]:
     proc, data, tmp = _start_head(tmp_path)
     assert proc.stdout is not None and proc.stdin is not None
     line = proc.stdout.readline()
-    assert line, f"the head process exited ({proc.wait()})"
+    if not line:  # Ray's start can time out on a machine the rest of the suite keeps busy: once more
+        print(_head_exited(proc, tmp_path))  # shown with the test's output if the second start fails too
+        shutil.rmtree(tmp, ignore_errors=True)
+        proc, data, tmp = _start_head(tmp_path)
+        assert proc.stdout is not None and proc.stdin is not None
+        line = proc.stdout.readline()
+    assert line, _head_exited(proc, tmp_path)
     info = json.loads(line) | {"data": data, "proc": proc}
     try:
         yield info

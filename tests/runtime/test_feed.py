@@ -12,18 +12,19 @@ import pytest
 from nq_ray.config import Settings
 from nq_ray.data import load_bars
 from nq_ray.errors import DuplicateClientOrderIdError
+from nq_ray.market.clock import FixedClock
 from nq_ray.runtime.broker import get_or_create_broker
 from nq_ray.runtime.feed import MarkFeed, latest_bar
 from tests.execution.helpers import OPEN_LIMITS
 
+# the wall clock's feed (a live source's behaviour, on the sample's bars) at a moment the market is open,
+# after the sample's last bar, whatever day the test runs: the broker's exchange clock, not a limit off
+OPEN = FixedClock("2026-12-02T10:00")
+
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    # the broker runs on the wall clock: without this, every order is "market closed" on a weekend (the
-    # session rule is tested in tests/risk; these tests are about the feed)
-    return Settings(
-        data={"data_dir": str(tmp_path)}, risk={"limits": {**OPEN_LIMITS, "trade_only_when_open": False}}
-    )
+    return Settings(data={"data_dir": str(tmp_path)}, risk={"limits": OPEN_LIMITS})
 
 
 def test_latest_bar_is_the_last_row_of_the_configured_source(settings: Settings) -> None:
@@ -50,7 +51,7 @@ def test_feed_caches_quotes_and_gives_none_when_the_source_has_no_data(settings:
 @pytest.fixture
 def broker(ray_session: Any, settings: Settings) -> Any:
     h = get_or_create_broker(
-        settings, name=f"paper_broker_feed_{uuid.uuid4().hex[:8]}", namespace="nq_test", feed=True
+        settings, name=f"paper_broker_feed_{uuid.uuid4().hex[:8]}", namespace="nq_test", feed=True, clock=OPEN
     )
     yield h
     ray_session.kill(h, no_restart=True)

@@ -13,6 +13,7 @@ from nq_ray.domain.audit import AuditRecord
 from nq_ray.errors import UnknownSymbolError
 from nq_ray.runtime.registry import get_or_create_registry
 from nq_ray.tools.wire import as_nq_error
+from tests.tools.conftest import EXPECTED_TOOLS
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ async def test_call_through_the_actor_and_typed_errors_come_back(actor) -> None:
         await actor.call.remote("get_contract_info", {"symbol": "ZZ"}, "agent-1")
     err = as_nq_error(e.value)
     assert isinstance(err, UnknownSymbolError) and err.code == "unknown_symbol"
-    assert (await actor.ping.remote())["tools"] == 20  # a bad call did not kill the actor
+    assert (await actor.ping.remote())["tools"] == len(EXPECTED_TOOLS)  # a bad call did not kill the actor
 
 
 async def test_every_call_is_audited_in_the_store(actor) -> None:

@@ -24,6 +24,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.fixture(autouse=True)
+def _wall_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Serve tests that build apps by hand run on the wall clock unless they ask for a replay
+    (``replay.clock="replay"`` after ``prepare_replay``, as ``nq-ray up`` does before it deploys); the
+    tests that start ``nq-ray up`` itself (``UpInstance``) get the command's own default."""
+    monkeypatch.setenv("NQ_REPLAY__CLOCK", "wall")
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(data={"data_dir": str(tmp_path / "data")}, mcp={"auth_token": TOKEN})
@@ -74,7 +82,7 @@ def deployed(ray_session: Any, tmp: Path, tag: str, **settings: Any) -> Iterator
         data={"data_dir": str(tmp / "data")},
         mcp={"auth_token": TOKEN},
         serve={"host": "127.0.0.1", "port": port, "api_replicas": 2, "replica_num_cpus": 0.1},
-        **settings,
+        **({"replay": {"clock": "wall"}} | settings),  # a replay test prepares its replay first
     )
     suffix = uuid.uuid4().hex[:8]
     names = {

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from nq_ray.config import Settings
+from nq_ray.runtime.replay import prepare_replay
 from nq_ray.testing.wait import wait_until
 
 PROBLEM = "application/problem+json"
@@ -18,15 +19,15 @@ RULES_ONLY = {"providers": [{"name": "rules", "kind": "rules", "model": "nq-rule
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    # The desk's cycle runs on the wall clock over the bundled (historical) bars, and its replay judges at
-    # the bars' as-of time: on a weekend the first says "CME Globex is closed" and the second does not.
-    # The session rule is tested in tests/risk; here it is off so the test holds on any day (one clock
-    # for cycle and replay is issue #18).
-    return Settings(
+    # The desk runs on the replay clock of the bundled bars, as `nq-ray up` runs it: its cycles and the
+    # replay of a decision judge at the same (historical, open-market) time on any day the test runs.
+    s = Settings(
         data={"data_dir": str(tmp_path / "data")},
         llm={**RULES_ONLY, "health_interval_s": 0},
-        risk={"limits": {"trade_only_when_open": False}},
+        replay={"clock": "replay", "start": "2026-04-20T09:30", "speed": 1, "symbols": ["NQ"]},
     )
+    prepare_replay(s)
+    return s
 
 
 @pytest.fixture
@@ -36,6 +37,41 @@ def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(build_app(settings, use_actors=False), base_url="http://127.0.0.1") as c:
         yield c
         c.post("/api/desk/stop")
+
+
+MCP_HEADERS = {
+    "Accept": "application/json, text/event-stream",
+    "Content-Type": "application/json",
+    "MCP-Protocol-Version": "2025-06-18",
+}
+
+
+def mcp_call(client: TestClient, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """A ``tools/call`` on the app's ``/mcp/`` (one JSON-RPC request) → its result."""
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": name, "arguments": arguments},
+    }
+    r = client.post("/mcp/", json=body, headers=MCP_HEADERS)
+    assert r.status_code == 200, r.text
+    result: dict[str, Any] = r.json()["result"]
+    return result
+
+
+def the_mcp_agent_tools_use_the_apis_desk(client: TestClient, agent_id: str) -> None:
+    """An agent created over REST is listed and tasked over MCP; the task is in the REST decision log."""
+    listed = mcp_call(client, "list_agents", {})
+    assert agent_id in {a["agent_id"] for a in listed["structuredContent"]["agents"]}
+    task = {"agent_id": agent_id, "type": "get_recent_memory", "parameters": {"n": 3}}
+    done = mcp_call(client, "run_agent_task", task)
+    assert done["isError"] is False, done
+    record = client.get(f"/api/decisions/{done['structuredContent']['record_id']}").json()
+    assert record["agent"] == agent_id and record["action"] == "get_recent_memory"
+    missing = mcp_call(client, "run_agent_task", {"agent_id": "nobody", "type": "market_analysis"})
+    assert missing["isError"] is True
+    assert missing["content"][0]["text"].startswith("[not_found] no agent 'nobody'; the desk's agents are ")
 
 
 def problem(r: Any, status: int, code: str | None = None) -> dict[str, Any]:
@@ -67,6 +103,12 @@ def test_agents_are_created_listed_tasked_and_deleted(client: TestClient) -> Non
     assert task.json()["result"]["view"]["bias"] in ("long", "short", "flat")
     assert deleted.status_code == 200 and deleted.json()["deleted"] is True
     problem(client.get(f"/api/agents/{agent_id}"), 404, "not_found")
+
+
+def test_the_mcp_agent_tools_share_the_apis_in_process_desk(client: TestClient) -> None:
+    created = client.post("/api/agents", json={"agent_type": "risk", "agent_id": "risk-mcp"})
+    assert created.status_code == 201, created.text
+    the_mcp_agent_tools_use_the_apis_desk(client, "risk-mcp")
 
 
 @pytest.mark.parametrize(
@@ -223,3 +265,4 @@ def test_on_ray_the_api_drives_the_desk_actor(ray_client: TestClient, ray_sessio
     assert record["inputs"]["window"]["sha256"] and record["agent"] == "trading_desk"
     desk = ray_session.get_actor("trading_desk", namespace="nq")
     assert ray_session.get(desk.status.remote())["approval_mode"] is True  # state lives in the actor
+    the_mcp_agent_tools_use_the_apis_desk(ray_client, "risk-ray")  # MCP tools: the same desk actor

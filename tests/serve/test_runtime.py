@@ -153,6 +153,11 @@ def test_the_run_dir_is_private_and_a_second_up_on_the_same_port_is_refused(
         assert stat.S_IMODE(inst.run_dir.stat().st_mode) == 0o700
         other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "nq_ray", "up"])
         try:
+            # the child's command line is the exec'd one only once it has started (until then /proc shows
+            # the forking parent's, and the claim rightly does not take it for an `up`)
+            wait_until(
+                lambda: "nq_ray" in psutil.Process(other.pid).cmdline(), timeout_s=30, message="child started"
+            )
             inst.pid_file.write_text(json.dumps({"pid": other.pid}))
             with pytest.raises(ConfigError, match=f"another nq-ray up .pid {other.pid}. is running"):
                 claim_run_dir(inst, echo=lambda _line: None)
@@ -167,6 +172,33 @@ def test_the_run_dir_is_private_and_a_second_up_on_the_same_port_is_refused(
 def test_a_run_dir_too_long_for_haproxys_socket_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="NQ_SERVE__RUN_DIR"):
         plan_instance(_settings(tmp_path, run_dir=tmp_path / ("x" * 60)))
+
+
+FAILED_START = """
+import sys, threading
+from types import SimpleNamespace
+import nq_ray.serve.runtime as rt
+
+rt.STOP_DEADLINE_S = 0.5
+hang = threading.Event()
+rt.Stopper._stop_serve = lambda self, ray: hang.wait()  # a Serve controller that does not stop
+stopper = rt.Stopper(None, echo=lambda line: print(line, flush=True))
+try:
+    raise RuntimeError("the market replay did not start")
+except RuntimeError:
+    stopper.stop(SimpleNamespace(is_initialized=lambda: True), exit_code=1)
+print("not reached", flush=True)
+"""
+
+
+def test_a_failed_start_whose_stop_hangs_still_exits_non_zero() -> None:
+    """A start that failed and whose clean stop outlasts ``STOP_DEADLINE_S`` is killed with the failure's
+    exit code, not 0 (CI saw ``nq-ray up`` exit 0 after a failed start: the error was never said)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", FAILED_START], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "killing what is left" in proc.stdout and "not reached" not in proc.stdout
 
 
 def test_the_serve_llm_provider_follows_the_instances_port() -> None:
@@ -204,7 +236,9 @@ def test_up_is_healthy_fast_and_ctrl_c_leaves_nothing_behind(presses: int) -> No
         alive, ports = inst.leftovers(timeout_s=2)
     assert stop_s < STOP_LIMIT_S, inst.output()[-2000:]
     assert (alive, ports) == ([], []), inst.output()[-2000:]
-    assert healthy_s < START_LIMIT_S * 2  # the 15 s target is measured by benchmarks/bench_startup.py
+    # a sanity bound under the loaded suite (the other worker runs Ray and vLLM tests beside this one):
+    # the 15 s target is measured alone by benchmarks/bench_startup.py, not here
+    assert healthy_s < START_LIMIT_S * 4
 
 
 @pytest.mark.slow

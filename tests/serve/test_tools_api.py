@@ -4,6 +4,7 @@ own schema."""
 from __future__ import annotations
 
 from tests.serve.conftest import AUTH
+from tests.tools.conftest import EXPECTED_TOOLS
 
 
 def test_nq_price_says_where_the_data_came_from(client) -> None:
@@ -24,7 +25,7 @@ def test_historical_by_period_and_interval(client) -> None:
 
 def test_tools_are_listed_and_callable_by_name_with_their_own_schema(client) -> None:
     tools = client.get("/api/tools", headers=AUTH).json()
-    assert len(tools) == 20 and all("input_schema" in t for t in tools)
+    assert len(tools) == len(EXPECTED_TOOLS) and all("input_schema" in t for t in tools)
     r = client.post("/api/tools/get_contract_info", json={"symbol": "MES"}, headers=AUTH)
     assert r.status_code == 200 and r.json()["point_value_usd"] == 5.0
     r = client.post("/api/tools/get_contract_info", json={"symbol": "NQ", "bogus": 1}, headers=AUTH)

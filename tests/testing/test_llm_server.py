@@ -27,6 +27,21 @@ def test_scripted_steps_then_default_and_requests_recorded() -> None:
         assert srv.requests[2]["response_format"] == {"type": "json_object"}
 
 
+def test_each_model_gets_its_own_queue_then_default_else_the_shared_ones() -> None:
+    with ScriptedLLMServer(default_text="shared") as srv:
+        srv.push_for("bull", Step(text="bull first")).set_default_for("bull", Step(text="bull default"))
+
+        def ask(model: str) -> str:
+            r = httpx.post(f"{srv.base_url}/chat/completions", json={**BODY, "model": model})
+            return str(r.json()["choices"][0]["message"]["content"])
+
+        answers = [ask("bull"), ask("bull"), ask("other")]
+        srv.reset()
+        after_reset = ask("bull")
+
+        assert answers == ["bull first", "bull default", "shared"] and after_reset == "shared"
+
+
 def test_models_endpoint_and_groq_prefix() -> None:
     with ScriptedLLMServer(models=["qwen"]) as srv:
         models = httpx.get(f"{srv.base_url}/models").json()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,6 +11,8 @@ import pytest
 
 from nq_ray.config import Settings
 from nq_ray.domain.audit import AuditRecord
+from nq_ray.store.desk import DeskStore
+from nq_ray.store.repository import Repository
 from nq_ray.tools.context import ToolContext
 from nq_ray.tools.registry import ToolRegistry, build_registry
 
@@ -20,6 +22,7 @@ EXPECTED_TOOLS = {
     "get_nq_price",
     "get_historical_data",
     "get_market_hours",
+    "get_session_calendar",
     "get_contract_info",
     "calculate_technical_indicators",
     "detect_patterns",
@@ -37,6 +40,10 @@ EXPECTED_TOOLS = {
     "generate_mock_data",
     "run_sweep",
     "run_walk_forward",
+    "scan_market",
+    "scan_backtests",
+    "list_agents",
+    "run_agent_task",
 }
 
 # one valid call per tool (fast arguments: small grids, few simulations)
@@ -44,6 +51,7 @@ VALID_CALLS: dict[str, dict[str, Any]] = {
     "get_nq_price": {"symbol": "NQ=F"},
     "get_historical_data": {"symbol": "NQ", "interval": "1h", "period": "5d", "limit": 50},
     "get_market_hours": {"at": "2026-03-09T10:00-04:00"},
+    "get_session_calendar": {"start": "2026-11-23", "days": 7},
     "get_contract_info": {"symbol": "MNQ"},
     "calculate_technical_indicators": {"indicators": ["rsi", "macd"], "tail": 3},
     "detect_patterns": {"chart_bars": 300},
@@ -64,12 +72,27 @@ VALID_CALLS: dict[str, dict[str, Any]] = {
     "generate_mock_data": {"bars": 200, "seed": 1},
     "run_sweep": {"grid": {"fast": [5, 10], "slow": [30, 50]}, "period": "1mo", "top": 3},
     "run_walk_forward": {"grid": {"fast": [5, 10], "slow": [30, 50]}, "period": "1mo", "n_folds": 2},
+    "scan_market": {"symbols": ["NQ", "ES"], "timeframes": ["1h"], "top": 5},
+    "scan_backtests": {"symbols": ["NQ", "ES"], "timeframes": ["1h"], "min_trades": 5, "period": "1mo"},
+    "list_agents": {},
+    # needs the runtime's desk (Runtime.registry); a memory read asks no model
+    "run_agent_task": {"agent_id": "analysis_agent", "type": "get_recent_memory", "parameters": {"n": 5}},
 }
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(data={"data_dir": str(tmp_path / "data")})
+
+
+@pytest.fixture
+async def store(settings: Settings) -> AsyncIterator[DeskStore]:
+    """The desk's store of ``settings`` (its approval mode, agents), closed afterwards."""
+    repo = await Repository.connect(settings.store_url)
+    try:
+        yield DeskStore(repo)
+    finally:
+        await repo.close()
 
 
 @pytest.fixture
@@ -90,16 +113,19 @@ class ListAuditor:
 
 @pytest.fixture
 def broker_registry(ray_session: Any, settings: Settings) -> Iterator[ToolRegistry]:
-    """A registry whose broker is a real ``BrokerActor`` on a temp SQLite store, under a unique name."""
+    """A registry whose broker is a real ``BrokerActor`` on a temp SQLite store, under a unique name; the
+    actor's gate runs on the registry's fixed clock (an RTH hour), not the wall clock, so what it accepts
+    does not depend on when the test runs (the daily halt, a weekend)."""
     import uuid
 
+    from nq_ray.market.clock import FixedClock
     from nq_ray.runtime.broker import RayBroker, get_or_create_broker
 
     name = f"paper_broker_test_{uuid.uuid4().hex[:8]}"
     handles: list[Any] = []
 
     def factory(s: Settings) -> Any:
-        h = get_or_create_broker(s, name=name)
+        h = get_or_create_broker(s, name=name, clock=FixedClock(FIXED_NOW))
         handles.append(h)
         return RayBroker(h)
 

@@ -8,7 +8,11 @@ import pytest
 
 from tests.tools.conftest import VALID_CALLS
 
-NO_BROKER = sorted(set(VALID_CALLS) - {"place_order", "manage_position", "check_risk_limits"})
+# the broker's tools and the desk's (tests/tools/test_agents.py) need a runtime; this registry has neither
+NO_BROKER = sorted(
+    set(VALID_CALLS)
+    - {"place_order", "manage_position", "check_risk_limits", "list_agents", "run_agent_task"}
+)
 
 
 @pytest.mark.parametrize("name", NO_BROKER)
@@ -62,3 +66,16 @@ async def test_performance_report_has_monte_carlo_percentiles(registry) -> None:
     out = await registry.call("generate_performance_report", VALID_CALLS["generate_performance_report"])
     assert set(out["monte_carlo"]) == {"5", "25", "50", "75", "95"}
     assert out["monte_carlo_sims"] == 100 and "Monte Carlo" in out["text"]
+
+
+async def test_session_calendar_lists_sessions_early_closes_and_holidays(registry) -> None:
+    out = await registry.call("get_session_calendar", {"start": "2026-12-21", "days": 7})
+    days = {s["session_date"]: s for s in out["sessions"]}
+    # the CME calendar nq-ray uses (nq_ray.market.sessions): Christmas Day shut, Christmas Eve closes early
+    assert out["closed_weekdays"] == ["2026-12-25"] and "2026-12-25" not in days
+    assert (
+        days["2026-12-24"]["early_close"] is True
+        and days["2026-12-24"]["close"] == "2026-12-24T13:00:00-05:00"
+    )
+    assert days["2026-12-21"]["open"] == "2026-12-20T18:00:00-05:00" and not days["2026-12-21"]["early_close"]
+    assert (out["start"], out["end"]) == ("2026-12-21", "2026-12-27")

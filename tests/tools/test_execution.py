@@ -71,3 +71,14 @@ async def test_manage_position_status_and_portfolio_risk_use_the_broker_book(bro
     assert "positions" in status["portfolio"]
     risk = await broker_registry.call("assess_portfolio_risk", {})
     assert risk["from_broker"] is True and risk["limits"]
+
+
+async def test_status_lists_the_working_orders_and_the_fills(broker_registry) -> None:
+    order = VALID_CALLS["place_order"] | {"client_order_id": "w-1"}
+    placed = await broker_registry.call("place_order", order)
+
+    status = await broker_registry.call("manage_position", {"action": "status"})
+
+    assert placed["accepted"] and status["recent_fills"] == []  # a limit far below the market: working
+    assert [o["client_order_id"] for o in status["working_orders"]] == ["w-1"]
+    assert status["working_orders"][0]["limit_price"] == 20000.0

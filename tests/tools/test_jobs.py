@@ -73,7 +73,7 @@ async def count_slowly() -> Counted:
 
 async def test_cancel_stops_a_running_job_at_its_next_progress_step(settings) -> None:
     reg = ToolRegistry(context=ToolContext(settings=settings))
-    reg.add(spec_of(count_slowly, "test", long_running=True))
+    reg.add(spec_of(count_slowly, "backtest", long_running=True))
     jobs = JobManager(reg)
     job = await jobs.submit("count_slowly", {})
     await asyncio.to_thread(STARTED.wait, 10)

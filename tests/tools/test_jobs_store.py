@@ -82,7 +82,7 @@ async def test_a_failed_job_keeps_its_typed_error_in_the_store(registry, setting
 
 async def test_running_job_left_by_a_dead_process_becomes_failed_interrupted(settings) -> None:
     reg = ToolRegistry(context=ToolContext(settings=settings))
-    reg.add(spec_of(slow_steps, "test", long_running=True))
+    reg.add(spec_of(slow_steps, "backtest", long_running=True))
     RELEASE.clear()
     dying = JobManager(reg, store_url=settings.store_url, progress_every_s=0.05)
     job = await dying.submit("slow_steps", {})

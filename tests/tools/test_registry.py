@@ -114,7 +114,7 @@ async def test_a_flattened_group_reaches_the_tool_as_one_model() -> None:
     async def echo(query: BarsQuery, limit: int = 3) -> Echo:
         return Echo(query=query, limit=limit)
 
-    spec = spec_of(echo, "test")
+    spec = spec_of(echo, "data")
     args = spec.input_model.model_validate({"symbol": "ES", "period": "5d", "limit": 7})
     out = await spec.fn(**spec.arguments(args))
 
@@ -127,4 +127,71 @@ def test_a_flattened_field_that_repeats_an_argument_is_refused() -> None:
         return query
 
     with pytest.raises(InvalidArgumentError, match="symbol"):
-        spec_of(twice, "test")
+        spec_of(twice, "data")
+
+
+# ------------------------------------------------------------- JSON text for arrays and objects (issue 20)
+def test_json_text_is_decoded_where_an_object_or_array_is_expected(registry) -> None:
+    """Done once in ``validate``, so MCP and REST (``POST /api/tools/{name}``) both accept it."""
+    backtest = registry.validate("run_backtest", {"costs": '{"contracts": 2}', "params": '{"fast": 8}'})
+    assert backtest.costs.contracts == 2 and backtest.params == {"fast": 8}
+    scan = registry.validate("scan_market", {"symbols": '["NQ", "ES"]', "timeframes": '["1h"]'})
+    assert (scan.symbols, scan.timeframes) == (["NQ", "ES"], ["1h"])
+    nested = registry.validate("run_sweep", {"grid": {"fast": "[5, 10]", "slow": [30]}})  # inside an object
+    assert nested.grid == {"fast": [5, 10], "slow": [30]}
+    both = registry.validate("run_sweep", {"grid": '{"fast": "[5, 10]", "slow": [30]}'})  # text in text
+    assert both.grid == nested.grid
+
+
+def test_json_text_is_left_alone_where_a_string_may_stand_or_it_does_not_parse_to_the_type(registry) -> None:
+    from nq_ray.tools.registry import json_strings_decoded
+
+    schema = registry.get("compare_strategies").input_schema()
+    item = '{"strategy": "ema_cross"}'  # an item may be a name (a string): kept as text
+    assert json_strings_decoded({"strategies": [item]}, schema) == {"strategies": [item]}
+    schema = registry.get("get_contract_info").input_schema()
+    assert json_strings_decoded({"symbol": '["NQ"]'}, schema) == {"symbol": '["NQ"]'}
+    for bad in ('{"fast": [5, 10]', "[1, 2]", "null", "5"):
+        with pytest.raises(InvalidArgumentError, match="grid: expected an object"):
+            registry.validate("run_sweep", {"grid": bad})
+    with pytest.raises(InvalidArgumentError, match="symbols: expected an array"):
+        registry.validate("scan_market", {"symbols": "NQ, ES"})
+
+
+# ------------------------------------------------------------------------------- titles and toolsets
+def test_every_tool_has_a_title_and_a_toolset_and_only_the_order_tools_change_anything(registry) -> None:
+    from nq_ray.tools.registry import TOOLSETS
+
+    info = {t["name"]: t for t in registry.list_tools()}
+    assert all(t["title"] and t["toolset"] in TOOLSETS for t in info.values())
+    changing = {n for n, t in info.items() if not t["read_only"]}
+    orders = {"place_order", "manage_position", "run_agent_task"}  # an agent's place_trade task orders
+    assert changing == {n for n, t in info.items() if t["destructive"]} == orders
+    assert {t["toolset"] for t in info.values()} == set(TOOLSETS)
+
+
+def test_spec_of_defaults_and_refusals() -> None:
+    async def peek(query: BarSeries) -> BarSeries:
+        return query
+
+    async def plain(n: int = 1) -> Echo:
+        raise AssertionError
+
+    spec = spec_of(peek, "data")
+    assert (spec.toolset, spec.title, spec.idempotent, spec.open_world) == ("data", "Peek", True, True)
+    assert spec_of(plain, "risk").open_world is False  # no data source, nothing outside reached
+    assert spec_of(plain, "execution", read_only=False).idempotent is False
+    with pytest.raises(InvalidArgumentError, match="toolset 'trading'"):
+        spec_of(plain, "trading")
+    with pytest.raises(InvalidArgumentError, match="cannot be destructive"):
+        spec_of(plain, "risk", destructive=True)
+
+
+def test_select_keeps_order_and_refuses_an_unknown_toolset(registry) -> None:
+    from nq_ray.tools.registry import select
+
+    specs = list(registry.specs.values())
+    chosen = select(specs, ["execution", "data"], read_only=True)
+    assert [s.name for s in chosen] == [s.name for s in specs if s.toolset == "data"]
+    with pytest.raises(InvalidArgumentError, match="unknown toolset"):
+        select(specs, ["data", "crypto"])

@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -77,16 +77,39 @@ def llm_server() -> Iterator[Any]:
         yield srv
 
 
+# The market the tests see: a replay of the bundled sample from a Monday's RTH open, fast enough that a bar
+# is released every half second while it runs (5 minutes of replay time per 0.5 s). It runs on the replay
+# clock, so the market is open at replay time whatever day the tests run on.
+REPLAY_START = "2026-04-20T09:30"
+REPLAY_SPEED = 600.0
+
+
+def replay_api(api: httpx.Client, action: str, body: Any = None) -> dict[str, Any]:
+    """``POST /api/market/replay/<action>``: the replay's new status (fails the test on a refusal)."""
+    resp = api.post(f"/api/market/replay/{action}", json=body)
+    assert resp.status_code == 200, resp.text
+    status: dict[str, Any] = resp.json()
+    return status
+
+
 @pytest.fixture(scope="package")
 def api_server(ray_session: Any, ui_data_dir: Path, llm_server: Any) -> Iterator[_Server]:
     """The real nq-ray API (``build_app(use_actors=False)``) with a temporary SQLite store, the scripted
-    LLM as its one provider, and the session-hours limit off so the tests do not depend on the clock."""
+    LLM as its one provider, on a market replay from ``REPLAY_START`` at ``REPLAY_SPEED``, prepared as the
+    entry points prepare it (``prepare_replay``). The replay is paused once the API is up, so the tests
+    that compare the page with the API read the same bars; a test that wants the market to move resumes
+    it (or steps it) and pauses it again."""
+    from nq_ray.config import Settings
+    from nq_ray.runtime.replay import prepare_replay
     from nq_ray.serve.app import build_app
 
-    settings = {
+    raw = {
         "data": {"data_dir": str(ui_data_dir)},
         "log_level": "WARNING",
-        "risk": {"limits": {"trade_only_when_open": False}},
+        "replay": {"clock": "replay", "start": REPLAY_START, "speed": REPLAY_SPEED},
+        # the package's tests trade one account along one replayed day under the default limits ($2,000
+        # daily loss): the desk sizes one contract (1 % risk, 2 ATR stop) so the day's losses stay inside
+        "desk": {"risk_pct": 1.0, "atr_multiple": 2.0},
         "llm": {
             "providers": [
                 {
@@ -99,12 +122,36 @@ def api_server(ray_session: Any, ui_data_dir: Path, llm_server: Any) -> Iterator
             ]
         },
     }
+    settings = Settings.model_validate(raw)
+    prepare_replay(settings)
     app = build_app(settings, use_actors=False, broker_name=BROKER)
     server = _Server(app).start("/api/tools")
+    with httpx.Client(base_url=server.url, timeout=60) as api:
+        replay_api(api, "pause")
     yield server
     server.stop()
     with contextlib.suppress(ValueError):  # the paper broker actor the API created for the tests
         ray_session.kill(ray_session.get_actor(BROKER, namespace="nq"))
+
+
+@pytest.fixture
+def replay(api_server: _Server) -> Iterator[Callable[..., dict[str, Any]]]:
+    """``replay("resume")``, ``replay("step", {"bars": 1})``, ...: control the package's replay over the
+    API (its answer, the new status). After the test that used it the replay is paused and the account
+    flat (flatten_all, filled at the next bar's open): the next test inherits no position, whatever this
+    one left or however it failed."""
+    with httpx.Client(base_url=api_server.url, timeout=60) as api:
+        yield lambda action, body=None: replay_api(api, action, body)
+        replay_api(api, "pause")
+        flatten(api)
+
+
+def flatten(api: httpx.Client) -> None:
+    """Close every position of the tests' paper account: ``flatten_all``, then one replayed bar fills it."""
+    resp = api.post("/api/tools/manage_position", json={"action": "flatten_all"})
+    assert resp.status_code == 200, resp.text
+    if resp.json()["orders"]:
+        replay_api(api, "step", {"bars": 1})
 
 
 @pytest.fixture(scope="package")

@@ -10,6 +10,7 @@ import io
 import json
 import os
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
-TABS = ["Dashboard", "Agents", "Analysis", "Backtesting", "Risk", "Configuration"]
+TABS = ["Dashboard", "Agents", "Analysis", "Scanner", "Backtesting", "Risk", "Configuration"]
 WAIT_MS = 60_000
 
 # Records every value a selector's attribute / text takes, so a test can see intermediate states
@@ -107,7 +108,7 @@ def test_dashboard_shows_real_candles_quote_source_and_account(page: Any, api_se
     assert "nearest support" in page.inner_text("#levels")
 
 
-def test_dashboard_updates_live_from_the_websocket(page: Any, api_server: Any) -> None:
+def test_dashboard_updates_live_from_the_websocket(page: Any, api_server: Any, replay: Any) -> None:
     _tab(page, "Dashboard")
     page.wait_for_selector("#feed [data-testid=ws-state]:has-text('CONNECTED')", timeout=WAIT_MS)
 
@@ -116,16 +117,104 @@ def test_dashboard_updates_live_from_the_websocket(page: Any, api_server: Any) -
 
     page.wait_for_selector(f"#feed:has-text('{job['id']}')", timeout=WAIT_MS)
     assert "job_progress" in page.inner_text("#feed")
-    assert "flat" in page.inner_text("#positions")
+    page.wait_for_selector("#positions:has-text('flat')", timeout=WAIT_MS)
 
-    with _api(api_server) as api:  # an order fills: order_update over the WebSocket refreshes the book
+    with _api(api_server) as api:  # an order: order_update over the WebSocket refreshes the book
         order = {"symbol": "NQ", "side": "buy", "contracts": 1, "client_order_id": "ui-test-buy-1"}
         placed = api.post("/api/tools/place_order", json=order)
         assert placed.status_code == 200, placed.text
+    replay("step", {"bars": 1})  # the paused replay releases one bar: the market order fills at its open
 
     page.wait_for_selector("#feed:has-text('order_update')", timeout=WAIT_MS)
+    page.wait_for_selector("#feed:has-text('market_update')", timeout=WAIT_MS)
     page.wait_for_selector("#positions:has-text('NQ')", timeout=WAIT_MS)
     assert "working orders" in page.inner_text("#pnl")
+
+
+# The text of a row of the P&L box (``render.kv_table``), by its heading.
+PNL_ROW = """(name) => {
+    const th = [...document.querySelectorAll('#pnl th')].find(t => t.textContent === name);
+    return th ? th.nextElementSibling.textContent : null; }"""
+CHANGED = (
+    "([sel, attr, was]) => { const el = document.querySelector(sel); if (!el) return false;"
+    " const v = attr ? el.getAttribute(attr) : el.textContent; return v !== null && v !== was; }"
+)
+
+
+def test_the_dashboard_moves_with_the_replay_price_clock_and_pnl(
+    page: Any, api_server: Any, replay: Any
+) -> None:
+    """The replay runs at 600x: the quote, the clock bar and the open position's P&L move with the bars
+    the WebSocket pushes (the page's timer only drains pushed events; it asks the API for no price)."""
+    _tab(page, "Dashboard")
+    page.wait_for_selector("#nq-clock [data-clock=replay][data-state=paused]", timeout=WAIT_MS)
+    page.wait_for_selector("#feed [data-testid=ws-state]:has-text('CONNECTED')", timeout=WAIT_MS)
+    with _api(api_server) as api:
+        order = {"symbol": "NQ", "side": "buy", "contracts": 2, "client_order_id": "ui-replay-buy-2"}
+        placed = api.post("/api/tools/place_order", json=order)
+        assert placed.status_code == 200, placed.text
+    price0 = page.inner_text("#quote .px")
+    clock0 = page.get_attribute("#nq-clock [data-testid=clock]", "data-now")
+    pnl0 = page.evaluate(PNL_ROW, "unrealized P&L")
+
+    status = replay("resume")
+    page.wait_for_selector("#nq-clock [data-clock=replay][data-state=running]", timeout=WAIT_MS)
+    page.wait_for_function(CHANGED, arg=["#quote .px", None, price0], timeout=WAIT_MS)
+    page.wait_for_function(
+        CHANGED, arg=["#nq-clock [data-testid=clock]", "data-now", clock0], timeout=WAIT_MS
+    )
+    page.wait_for_function(f"() => ({PNL_ROW})('unrealized P&L') !== {json.dumps(pnl0)}", timeout=WAIT_MS)
+    pnl1 = page.evaluate(PNL_ROW, "unrealized P&L")
+    page.wait_for_function(f"() => ({PNL_ROW})('unrealized P&L') !== {json.dumps(pnl1)}", timeout=WAIT_MS)
+    clock1 = page.get_attribute("#nq-clock [data-testid=clock]", "data-now")
+    paused = replay("pause")
+    with _api(api_server) as api:
+        book = api.post("/api/tools/manage_position", json={"action": "status"}).json()
+        last = api.get("/api/market/nq-price", params={"symbol": "NQ", "interval": "5m"}).json()
+    # paused: the last bar pushed is the API's latest price, and the page shows it
+    page.wait_for_selector(f"#quote .px:text-is('{last['price']:,.2f}')", timeout=WAIT_MS)
+
+    assert status["clock"] == "replay" and status["paused"] is False and status["speed"] == 600
+    assert clock0 and clock1 and datetime.fromisoformat(clock1) > datetime.fromisoformat(clock0)
+    assert datetime.fromisoformat(paused["now"]) > datetime.fromisoformat(status["now"])
+    assert book["portfolio"]["positions"]["NQ"]["quantity"] >= 2  # the order filled on a replayed bar
+
+
+def test_the_clock_bar_drives_the_replay_and_shows_the_apis_refusals(
+    page: Any, api_server: Any, replay: Any
+) -> None:
+    _tab(page, "Dashboard")
+    clock = "#nq-clock [data-testid=clock]"
+    page.wait_for_selector("#nq-clock [data-clock=replay][data-state=paused]", timeout=WAIT_MS)
+    with _api(api_server) as api:
+        before = api.get("/api/market/replay").json()
+    shown = page.get_attribute(clock, "data-now")
+
+    page.click("#clock-step")  # one bar, still paused
+    page.wait_for_function(CHANGED, arg=[clock, "data-now", shown], timeout=WAIT_MS)
+    page.fill("#clock-jump input, #clock-jump textarea", "2026-04-17T09:30")  # back: refused
+    page.click("#clock-jump-go")
+    page.wait_for_selector("#clock-error .nq-error", timeout=WAIT_MS)
+    refusal = page.inner_text("#clock-error")
+    page.click("#clock-resume")
+    page.wait_for_selector("#nq-clock [data-state=running]", timeout=WAIT_MS)
+    page.click("#clock-speed input")
+    page.get_by_role("option", name="x60", exact=True).click()
+    page.wait_for_selector("#nq-clock [data-testid=clock-speed]:text-is('x60')", timeout=WAIT_MS)
+    page.click("#clock-pause")
+    page.wait_for_selector("#nq-clock [data-state=paused]", timeout=WAIT_MS)
+    with _api(api_server) as api:
+        after = api.get("/api/market/replay").json()
+    replay("speed", {"speed": 600})  # changed elsewhere: the pushed status sets the page's speed back
+    page.wait_for_selector("#nq-clock [data-testid=clock-speed]:text-is('x600')", timeout=WAIT_MS)
+    page.wait_for_function(
+        "() => document.querySelector('#clock-speed input').value === 'x600'", timeout=WAIT_MS
+    )
+    page.fill("#clock-jump input, #clock-jump textarea", "")
+
+    assert after["seq"] > before["seq"] and after["paused"] is True and after["speed"] == 60
+    assert "jump failed" in refusal and "fills are final" in refusal
+    assert "Traceback" not in page.inner_text("body")
 
 
 def test_backtest_runs_as_a_job_with_progress_then_equity_trades_and_metrics(
@@ -272,7 +361,13 @@ def test_agents_tab_lists_agents_creates_one_and_works_the_kill_switch(page: Any
     assert "scripted-analyst" in page.inner_text("#llm-status") or "serve" in page.inner_text("#llm-status")
 
 
-def test_risk_tab_shows_limits_var_and_approves_a_proposal(page: Any, api_server: Any) -> None:
+# A calm hour of the replayed sample: the desk's risk agent (1% of $100k at 2 × ATR(14) of 5m bars) sizes
+# ⌊$1,000 ÷ (2 × 22.9 pts × $20)⌋ = 1 contract here; around the RTH open (ATR ≈ 28–38 pts) it sizes 0.
+CALM = "2026-04-20T14:00"
+
+
+def test_risk_tab_shows_limits_var_and_approves_a_proposal(page: Any, api_server: Any, replay: Any) -> None:
+    replay("jump", {"to": CALM})
     with _api(api_server) as api:  # approval mode on, then one desk cycle proposes a trade
         assert api.put("/api/desk/approval-mode", json={"on": True}).status_code == 200
         cycle = api.post("/api/desk/run-once", json={"symbol": "NQ"}).json()
@@ -406,6 +501,7 @@ def test_every_tab_renders_and_is_photographed(
         "Dashboard": "#quote .nq-quote",
         "Agents": "#agents-table:has-text('analysis_agent')",
         "Analysis": "#analyse",
+        "Scanner": "#run-scan",
         "Backtesting": "#run-backtest",
         "Risk": "#risk-var table",
         "Configuration": "#config-changes",

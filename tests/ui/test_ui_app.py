@@ -23,16 +23,19 @@ TOKEN = "ui-serve-test-token"
 def served(ray_session: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from ray import serve
 
+    from nq_ray.runtime.replay import start_clock
     from nq_ray.serve.runtime import APP_NAME, deploy
     from nq_ray.serve.ui_app import UI_APP_NAME, deploy_ui
 
     with socket.socket() as sock:  # a free loopback port
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
-    settings = Settings(
-        data={"data_dir": str(tmp_path_factory.mktemp("ui_serve"))},
-        mcp={"auth_token": TOKEN},
-        serve={"host": "127.0.0.1", "port": port, "replica_num_cpus": 0.1},
+    settings, _plan = start_clock(  # as `nq-ray up` does: the sample is replayed, prepared in the store
+        Settings(
+            data={"data_dir": str(tmp_path_factory.mktemp("ui_serve"))},
+            mcp={"auth_token": TOKEN},
+            serve={"host": "127.0.0.1", "port": port, "replica_num_cpus": 0.1},
+        )
     )
     suffix = uuid.uuid4().hex[:8]
     names = {"broker_name": f"paper_broker_ui_{suffix}", "registry_name": f"tool_registry_ui_{suffix}"}

@@ -12,10 +12,46 @@ from typing import Any
 import gradio as gr
 
 from nq_ray_ui.client import ApiError
-from nq_ray_ui.render import Html, error_html, esc, frame, kv_table, num, ok_html, usd
-from nq_ray_ui.state import Catalog, Ctx, TabView, pick
+from nq_ray_ui.render import Html, decision_html, error_html, esc, frame, kv_table, num, ok_html, pct, usd
+from nq_ray_ui.state import Catalog, Ctx, TabView, json_arg, pick
 
 ANY_PROVIDER = "(any)"
+
+# The seed's task types with the seed document's own example parameters (``../shared/seed/``, "Agent
+# Types" and "Agent Memory & Context"): what the form is prefilled with when a type is picked. A default
+# agent id per type is only the form's first guess; any agent id can be picked.
+SEED_TASKS: dict[str, dict[str, Any]] = {
+    "market_analysis": {"symbol": "NQ=F", "timeframe": "1h", "analysis_depth": "comprehensive"},
+    "pattern_recognition": {"symbol": "NQ"},
+    "market_summary": {"symbol": "NQ"},
+    "assess_risk": {"portfolio": {"NQ": 1}, "market_conditions": {"volatility": "normal"}},
+    "place_trade": {
+        "action": "BUY",
+        "quantity": 1,
+        "price": 23000.0,
+        "stop_loss": 22950.0,
+        "take_profit": 23100.0,
+    },
+    "update_context": {"context": {"last_analysis": "bullish above the overnight high"}},
+    "get_recent_memory": {"n": 10},
+    "get_memory_by_type": {"type": "llm_analysis", "n": 5},
+}
+TASK_AGENT = {
+    "market_analysis": "analysis_agent",
+    "pattern_recognition": "analysis_agent",
+    "market_summary": "analysis_agent",
+    "assess_risk": "risk_agent",
+    "place_trade": "execution_agent",
+}
+# The seed's six prompt templates (``nq_ray/llm/prompts/templates``): the names an override can replace.
+PROMPT_TEMPLATES = [
+    "analysis_base",
+    "pattern_recognition",
+    "market_summary",
+    "execution_base",
+    "risk_assessment",
+    "order_management",
+]
 
 
 def agents_table(ctx: Ctx) -> Any:
@@ -200,6 +236,130 @@ def decision_detail(ctx: Ctx, decision_id: str, replay: bool = False) -> tuple[A
         return None, error_html(exc, "replay" if replay else "decision")
 
 
+def fill_agent_pickers(ctx: Ctx, task_agent: str | None, prompt_agent: str | None) -> tuple[Any, Any]:
+    """The agent pickers of the task form and the prompt editor: the server's agents, each keeping its
+    choice (the task form starts on the analysis agent)."""
+    try:
+        ids = [str(a["agent_id"]) for a in ctx.client.get("/api/agents")]
+    except ApiError:
+        return gr.skip(), gr.skip()
+    first = TASK_AGENT["market_analysis"]
+    return pick(ids, task_agent or first), pick(ids, prompt_agent or first)
+
+
+def task_example(task_type: str) -> tuple[str, Any]:
+    """The parameters box for a task type (the seed's example) and the agent it usually goes to."""
+    params = json.dumps(SEED_TASKS.get(task_type, {}), indent=1)
+    agent = TASK_AGENT.get(task_type)
+    return params, (gr.update(value=agent) if agent else gr.skip())
+
+
+def run_task(ctx: Ctx, agent_id: str, task_type: str, params_text: str) -> tuple[str, Any]:
+    """``POST /api/agents/{agent_id}/tasks`` with ``{"type", "parameters"}``: the result readably, the whole
+    answer as JSON; a refusal (404 unknown agent, 422 bad task) as the API's problem details."""
+    agent_id = (agent_id or "").strip()
+    if not agent_id:
+        return error_html("pick the agent that runs the task"), None
+    if not task_type:
+        return error_html("pick a task type"), None
+    try:
+        params = json_arg(params_text, "Parameters")
+        answer = ctx.client.post(f"/api/agents/{agent_id}/tasks", {"type": task_type, "parameters": params})
+    except ApiError as exc:
+        return error_html(exc, f"{task_type} on {agent_id}"), None
+    return task_result_html(answer), answer
+
+
+def _scalars(d: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [(k, v) for k, v in d.items() if not isinstance(v, dict | list) and v is not None]
+
+
+def task_result_html(answer: Any) -> str:
+    """A task's answer as text: its summary (or the view's reasoning), the view, key fields, the record."""
+    if not isinstance(answer, dict):
+        return f'<div class="nq-ok" data-testid="task-result">{esc(json.dumps(answer)[:2000])}</div>'
+    result = answer.get("result")
+    kind = answer.get("type") or answer.get("task") or "task"
+    head = f"<h4>{esc(kind)} · {esc(answer.get('agent_id', '?'))}</h4>"
+    parts = [head]
+    if isinstance(result, dict):
+        view = result.get("view") if isinstance(result.get("view"), dict) else None
+        summary = result.get("summary") or result.get("narrative") or (view or {}).get("reasoning")
+        if summary:
+            parts.append(f'<p data-testid="task-summary">{esc(summary)}</p>')
+        if view:
+            conf = view.get("confidence")
+            rows = [("bias", view.get("bias"))]
+            rows += [("confidence", pct(conf, 0) if isinstance(conf, int | float) else conf)]
+            rows += [
+                (k, view[k]) for k in ("horizon", "invalidation", "entry", "stop", "target") if k in view
+            ]
+            parts.append(kv_table([(k, v) for k, v in rows if v is not None]))
+        keys = [
+            (k, v) for k, v in _scalars(result) if k not in ("summary", "narrative", "prompt", "raw_output")
+        ]
+        if keys:
+            parts.append(kv_table(keys[:16]))
+        data = result.get("data")
+        if isinstance(data, dict) and _scalars(data):
+            parts.append(kv_table(_scalars(data)[:16]))
+        if isinstance(result.get("committee"), dict):
+            parts.append(decision_html({"committee": result["committee"]}))
+    elif isinstance(result, list):
+        parts.append(f"<p>{len(result)} items</p>")
+        parts.extend(
+            f'<div class="nq-dim">{esc(json.dumps(item, default=str)[:300])}</div>' for item in result[:10]
+        )
+    elif result is not None:
+        parts.append(f"<p>{esc(result)}</p>")
+    if answer.get("record_id") is not None:
+        parts.append(f'<div class="nq-dim">recorded as decision {esc(answer["record_id"])}</div>')
+    return f'<div class="nq-task-result" data-testid="task-result">{"".join(parts)}</div>'
+
+
+def load_prompt(ctx: Ctx, agent_id: str, template: str) -> tuple[str, str]:
+    """The agent's override of ``template`` (its config's ``prompts``), or empty with a note saying the
+    built-in template applies."""
+    agent_id, template = (agent_id or "").strip(), (template or "").strip()
+    if not agent_id or not template:
+        return "", error_html("pick an agent and a template")
+    try:
+        agent = ctx.client.get(f"/api/agents/{agent_id}")
+    except ApiError as exc:
+        return "", error_html(exc, "agent")
+    prompts = (agent.get("config") or {}).get("prompts") or {}
+    if template in prompts:
+        return str(prompts[template]), ok_html(f"{agent_id} overrides {template}")
+    note = f"{agent_id} uses the built-in {template} template (no override); type one to replace it"
+    return "", f'<div class="nq-note" role="status">{esc(note)}</div>'
+
+
+def save_prompt(ctx: Ctx, agent_id: str, template: str, text: str) -> str:
+    """Save (or, with an empty text, drop) the agent's override of ``template`` through the agent config
+    update (``PATCH /api/agents/{agent_id}`` with ``{"config": {"prompts": {...}}}``, the whole map)."""
+    agent_id, template = (agent_id or "").strip(), (template or "").strip()
+    if not agent_id or not template:
+        return error_html("pick an agent and a template")
+    try:
+        agent = ctx.client.get(f"/api/agents/{agent_id}")
+        prompts = dict((agent.get("config") or {}).get("prompts") or {})
+        if (text or "").strip():
+            prompts[template] = text
+        else:
+            prompts.pop(template, None)
+        ctx.client.patch(f"/api/agents/{agent_id}", {"config": {"prompts": prompts}})
+    except ApiError as exc:
+        return error_html(exc, "save prompt override")
+    done = "saved" if (text or "").strip() else "removed (the built-in template applies)"
+    return ok_html(f"{agent_id}: {template} override {done}")
+
+
+def decision_view(ctx: Ctx, decision_id: str, replay: bool = False) -> tuple[str, Any, str]:
+    """A decision readably (template and version, committee votes) and as JSON, or why not."""
+    out, msg = decision_detail(ctx, decision_id, replay)
+    return decision_html(out if isinstance(out, dict) else None), out, msg
+
+
 def build(ctx: Ctx) -> TabView:
     """The tab's components and events, inside the caller's ``gr.Tabs``."""
     with gr.Tab("Agents", id="agents", elem_id="tab-agents") as tab:
@@ -237,20 +397,69 @@ def build(ctx: Ctx) -> TabView:
                         tokens = gr.Number(label="Tokens / day", precision=0, min_width=100)
                         usd_day = gr.Number(label="USD / day", min_width=100)
                     create = gr.Button("Create agent", variant="primary")
+                with gr.Accordion("Prompt overrides", open=False, elem_id="prompt-editor"):
+                    with gr.Row():
+                        p_agent = gr.Dropdown(
+                            [], label="Agent", allow_custom_value=True, min_width=120, elem_id="prompt-agent"
+                        )
+                        p_template = gr.Dropdown(
+                            PROMPT_TEMPLATES,
+                            value=PROMPT_TEMPLATES[0],
+                            label="Template",
+                            allow_custom_value=True,
+                            min_width=140,
+                            elem_id="prompt-template",
+                        )
+                        p_load = gr.Button("Load", min_width=70, elem_id="prompt-load")
+                    p_text = gr.Textbox(
+                        label="Override (Jinja or {name} placeholders; empty = the built-in template)",
+                        lines=6,
+                        elem_id="prompt-text",
+                    )
+                    p_save = gr.Button("Save override", variant="primary", elem_id="prompt-save")
+                    p_msg = gr.HTML(elem_id="prompt-msg")
                 with gr.Row():
                     agent_id = gr.Textbox(label="Agent id", min_width=120, scale=2)
                     agent_show = gr.Button("Show config and memory", min_width=140, scale=1)
                 agent_json = gr.JSON(label="Agent (config, status, memory)", open=True, elem_id="agent-json")
+        with gr.Accordion("Run a task (the seed's agent API)", open=False, elem_id="task-form"):
+            with gr.Row():
+                t_agent = gr.Dropdown(
+                    [], label="Agent", allow_custom_value=True, min_width=140, elem_id="task-agent"
+                )
+                t_type = gr.Dropdown(
+                    list(SEED_TASKS),
+                    value="market_analysis",
+                    label="Task type",
+                    min_width=160,
+                    elem_id="task-type",
+                )
+                t_run = gr.Button("Run", variant="primary", min_width=80, elem_id="task-run")
+            t_params = gr.Code(
+                value=json.dumps(SEED_TASKS["market_analysis"], indent=1),
+                language="json",
+                label="Parameters (JSON)",
+                elem_id="task-params",
+            )
+            t_out = gr.HTML(elem_id="task-result")
+            t_json = gr.JSON(label="Answer", open=False, elem_id="task-json")
         decisions = gr.Dataframe(
             label="Decision log (agent communication)", interactive=False, elem_id="decisions"
         )
         with gr.Row():
-            dec_id = gr.Textbox(label="Decision id", min_width=120, scale=2)
-            dec_show = gr.Button("Show", min_width=80, scale=1)
+            dec_id = gr.Textbox(label="Decision id", min_width=120, scale=2, elem_id="decision-id")
+            dec_show = gr.Button("Show", min_width=80, scale=1, elem_id="decision-show")
             dec_replay = gr.Button("Replay", min_width=80, scale=1)
+        dec_html = gr.HTML(elem_id="decision-detail")
         dec_json = gr.JSON(label="Decision (inputs, prompt, output, verdict)", open=False)
 
-    tab.select(lambda: agents_load(ctx), outputs=[desk, agents, decisions, llm, msg])
+    tab.select(lambda: agents_load(ctx), outputs=[desk, agents, decisions, llm, msg]).then(
+        lambda a, b: fill_agent_pickers(ctx, a, b), inputs=[t_agent, p_agent], outputs=[t_agent, p_agent]
+    )
+    t_type.change(lambda t: task_example(t), inputs=t_type, outputs=[t_params, t_agent])
+    t_run.click(lambda *a: run_task(ctx, *a), inputs=[t_agent, t_type, t_params], outputs=[t_out, t_json])
+    p_load.click(lambda *a: load_prompt(ctx, *a), inputs=[p_agent, p_template], outputs=[p_text, p_msg])
+    p_save.click(lambda *a: save_prompt(ctx, *a), inputs=[p_agent, p_template, p_text], outputs=p_msg)
     for button, action in (
         (start, "start"),
         (stop, "stop"),
@@ -266,8 +475,8 @@ def build(ctx: Ctx) -> TabView:
         outputs=[agents, msg],
     )
     agent_show.click(lambda i: agent_detail(ctx, i), inputs=agent_id, outputs=[agent_json, msg])
-    dec_show.click(lambda i: decision_detail(ctx, i), inputs=dec_id, outputs=[dec_json, msg])
-    dec_replay.click(lambda i: decision_detail(ctx, i, True), inputs=dec_id, outputs=[dec_json, msg])
+    dec_show.click(lambda i: decision_view(ctx, i), inputs=dec_id, outputs=[dec_html, dec_json, msg])
+    dec_replay.click(lambda i: decision_view(ctx, i, True), inputs=dec_id, outputs=[dec_html, dec_json, msg])
 
     def fill(cat: Catalog) -> list[Any]:
         return [pick(cat.agent_types, None), pick([ANY_PROVIDER, *cat.providers], ANY_PROVIDER)]

@@ -1,5 +1,10 @@
 """The Analysis tab: the analysis streams in (each tool's answer as it arrives, then the analyst's view).
 
+With the router (an LLM) as analyst, a commentary on the shown data streams in token by token as the model
+produces it (``POST /api/llm/stream``, server-sent events); then the analysis agent answers the seed's
+``market_analysis`` task with the tab's timeframe and depth, and its structured view (a recorded decision)
+is shown beside the text. The rules analyst is not a model: its reasoning is shown whole.
+
 Which tools run at each depth is this tab's choice (``DEPTH_TOOLS``); the depths themselves, symbols and
 intervals come from the catalogue. The archive lists past decisions (the Agents tab's decision log).
 """
@@ -12,14 +17,15 @@ from typing import Any
 import gradio as gr
 
 from nq_ray_ui.agents import decision_detail, decisions_table
-from nq_ray_ui.client import ApiError
-from nq_ray_ui.render import error_html, esc, frame, kv_table, num, pct
+from nq_ray_ui.client import ApiError, NotAvailable
+from nq_ray_ui.render import committee_html, error_html, esc, find_key, frame, kv_table, num, pct
 from nq_ray_ui.state import Catalog, Ctx, TabView, pick
 
 DEPTH_TOOLS = {
     "quick": ["indicators", "levels"],
     "standard": ["indicators", "levels", "momentum"],
     "deep": ["indicators", "levels", "momentum", "patterns"],
+    "comprehensive": ["indicators", "levels", "momentum", "patterns"],
 }
 ANALYSTS = ["rules analyst (deterministic)", "router (best available LLM)"]
 
@@ -104,7 +110,7 @@ def analysis_stream(
             f"Data: {origin.get('source')} ({'live' if origin.get('live') else 'not live'}).",
         )
         yield text, view, ""
-        for step in DEPTH_TOOLS.get(depth, DEPTH_TOOLS["standard"]):
+        for step in DEPTH_TOOLS.get(depth, DEPTH_TOOLS["comprehensive"]):
             yield text + f"_running {step}…_", view, ""
             if step == "indicators":
                 ind = ctx.client.tool(
@@ -144,6 +150,23 @@ def analysis_stream(
     except ApiError as exc:
         yield text, view, error_html(exc, "analysis")
         return
+    is_rules = analyst.startswith("rules")
+    if not is_rules:
+        text += "### Commentary (streamed from the LLM)\n"
+        yield text + "_waiting for the first token…_", view, ""
+        try:
+            for event in ctx.client.stream("/api/llm/stream", _commentary_request(text)):
+                if event.get("delta"):
+                    text += str(event["delta"])
+                    yield text, view, ""
+                elif event.get("done"):
+                    who = event.get("model") or event.get("provider")
+                    text += f"\n\n_— {who}_\n\n" if who else "\n\n"
+        except NotAvailable:  # an older server: no streamed commentary, the analyst's view still comes
+            text += "_this server cannot stream an LLM's answer (no POST /api/llm/stream)_\n\n"
+        except ApiError as exc:
+            yield text, view, error_html(exc, "streamed commentary")
+            text += "\n\n"
     yield text + "_asking the analyst…_", view, ""
     try:
         answer = _ask_analyst(ctx, symbol, interval, depth, analyst)
@@ -155,22 +178,39 @@ def analysis_stream(
     if found is None:
         yield text, '<div class="nq-note">The analyst answered without a structured view.</div>', ""
         return
-    if found.get("reasoning"):
-        text += "### Analyst\n"
-        for chunk in _chunks(str(found["reasoning"])):
-            text += chunk
-            yield text, view, ""
-    yield text, _view_html(found, meta), ""
+    if is_rules and found.get("reasoning"):  # the rules analyst is not a model: its text comes whole
+        text += "### Analyst\n" + str(found["reasoning"]) + "\n"
+    note = ""
+    if isinstance(answer, dict) and answer.get("timeframe_ignored"):
+        note = (
+            '<div class="nq-note" role="status">This server\'s analyst takes no timeframe: it answered on '
+            f"its default bars, not {esc(answer['timeframe_ignored'])}.</div>"
+        )
+    committee = find_key(answer, "committee")  # an analysis asked of a model committee: every member
+    votes = committee_html(committee) if isinstance(committee, dict) else ""
+    yield text, _view_html(found, meta) + votes, note
 
 
-def _chunks(text: str, words: int = 6) -> Iterator[str]:
-    parts = text.split(" ")
-    for i in range(0, len(parts), words):
-        yield " ".join(parts[i : i + words]) + " "
+COMMENTARY_PROMPT = (
+    "You are the market analyst of an NQ futures desk. From the data below, write a short commentary for "
+    "a trader (under 150 words, plain text): the trend, the levels that matter, what would change the view."
+)
+
+
+def _commentary_request(data_md: str) -> dict[str, Any]:
+    """The streamed commentary's chat (``POST /api/llm/stream``) over what this tab has just shown."""
+    return {
+        "task": "market_summary",
+        "messages": [
+            {"role": "system", "content": COMMENTARY_PROMPT},
+            {"role": "user", "content": data_md[-8000:]},
+        ],
+    }
 
 
 def _ask_analyst(ctx: Ctx, symbol: str, interval: str, depth: str, analyst: str) -> Any:
-    """Ask an analysis agent through the agents API (``POST /api/agents/{id}/tasks``)."""
+    """Ask an analysis agent through the agents API (``POST /api/agents/{id}/tasks``): the seed's
+    ``market_analysis`` with the tab's timeframe and depth."""
     rows = ctx.client.get("/api/agents")
     wanted = "rules" if analyst.startswith("rules") else None
     pick = None
@@ -185,8 +225,21 @@ def _ask_analyst(ctx: Ctx, symbol: str, interval: str, depth: str, analyst: str)
         name = "ui-rules-analyst" if wanted else "ui-analyst"
         config = {"provider": wanted} if wanted else {}
         pick = ctx.client.post("/api/agents", {"agent_id": name, "agent_type": "analysis", "config": config})
-    task = {"type": "market_analysis", "parameters": {"symbol": symbol, "analysis_depth": depth}}
-    return ctx.client.post(f"/api/agents/{pick['agent_id']}/tasks", task)
+    path = f"/api/agents/{pick['agent_id']}/tasks"
+    try:
+        return ctx.client.post(path, analysis_task(symbol, interval, depth))
+    except ApiError as exc:
+        if exc.status != 422 or "timeframe" not in exc.message:
+            raise
+    # an older server's market_analysis takes no timeframe: ask at its own and say so on the page
+    answer = ctx.client.post(path, analysis_task(symbol, "", depth))
+    return {**answer, "timeframe_ignored": interval} if isinstance(answer, dict) else answer
+
+
+def analysis_task(symbol: str, timeframe: str, depth: str) -> dict[str, Any]:
+    """The seed's ``market_analysis`` task as the tab sends it."""
+    params = {"symbol": symbol, "timeframe": timeframe, "analysis_depth": depth}
+    return {"type": "market_analysis", "parameters": {k: v for k, v in params.items() if v}}
 
 
 def analysis_archive(ctx: Ctx) -> tuple[Any, str]:
@@ -201,9 +254,11 @@ def build(ctx: Ctx) -> TabView:
     with gr.Tab("Analysis", id="analysis", elem_id="tab-analysis"):
         with gr.Row():
             symbol = gr.Dropdown([], label="Symbol", min_width=100)
-            interval = gr.Dropdown([], label="Timeframe", min_width=100)
-            depth = gr.Radio([], label="Depth", min_width=200)
-            analyst = gr.Dropdown(ANALYSTS, value=ANALYSTS[0], label="Analyst", min_width=180)
+            interval = gr.Dropdown([], label="Timeframe", min_width=100, elem_id="analysis-timeframe")
+            depth = gr.Radio([], label="Depth", min_width=200, elem_id="analysis-depth")
+            analyst = gr.Dropdown(
+                ANALYSTS, value=ANALYSTS[0], label="Analyst", min_width=180, elem_id="analysis-analyst"
+            )
             go = gr.Button("Analyse", variant="primary", min_width=100, elem_id="analyse")
         err = gr.HTML()
         with gr.Row():

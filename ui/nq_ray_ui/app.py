@@ -1,9 +1,11 @@
-"""The Gradio app: six tabs over nq-ray's HTTP API and WebSocket, composed here.
+"""The Gradio app: seven tabs over nq-ray's HTTP API and WebSocket, composed here.
 
-Each tab is a module (``dashboard``, ``agents``, ``analysis``, ``backtesting``, ``risk``,
+Each tab is a module (``dashboard``, ``agents``, ``analysis``, ``scanner``, ``backtesting``, ``risk``,
 ``configuration``) whose ``build(ctx)`` lays out its components and wires its events; what they share
-(the API client, the WebSocket feed, the catalogue) is ``state.Ctx``. On page load the catalogue comes
-from the API and fills every tab's pick lists, then the dashboard draws its first chart. While the API is
+(the API client, the WebSocket feed, the catalogue) is ``state.Ctx``. Under the header, ``clock`` shows
+the exchange clock (replay time, speed, state, source, or the wall clock) with the replay's controls.
+On page load the catalogue comes from the API and fills every tab's pick lists, then the dashboard draws
+its first chart. While the API is
 unreachable the page still renders, with a readable message instead of the lists. Every handler calls the
 API through ``ApiClient``; failures become readable messages (``render.error_html``), never stack traces.
 Nothing here imports ``nq_ray``.
@@ -15,12 +17,12 @@ from typing import Any
 
 import gradio as gr
 
-from nq_ray_ui import agents, analysis, backtesting, configuration, dashboard, risk
+from nq_ray_ui import agents, analysis, backtesting, clock, configuration, dashboard, risk, scanner
 from nq_ray_ui.client import ApiClient, ApiError
 from nq_ray_ui.render import error_html, esc
 from nq_ray_ui.state import Ctx, TabView
 
-TABS = (dashboard, agents, analysis, backtesting, risk, configuration)
+TABS = (dashboard, agents, analysis, scanner, backtesting, risk, configuration)
 
 
 def header_html(ctx: Ctx) -> str:
@@ -73,6 +75,7 @@ def build_ui(api_url: str, token: str | None = None) -> gr.Blocks:
             header = gr.HTML(elem_id="nq-header")
             theme_btn = gr.Button("◐ Theme", size="sm", scale=0, min_width=80, elem_id="theme-toggle")
         theme_btn.click(None, js=_toggle_js())
+        clock.build(ctx, demo)  # the exchange clock (replay time or the wall clock) and its controls
         catalog_msg = gr.HTML(elem_id="catalog-msg", visible=False)
         with gr.Tabs(elem_id="tabs"):
             views: list[TabView] = []

@@ -1,14 +1,27 @@
 """The Dashboard tab: quote, candles with indicators and key levels, the paper account, the live feed.
 
-The chart reloads when a new bar arrives (a 5 s timer asks for the quote) and the account when an
-``order_update`` comes over the WebSocket; symbols, intervals and sources come from the catalogue.
+Live updates come from the WebSocket, not from asking the API for prices on a timer. The UI's feed
+(``client.LiveFeed``, one background listener) numbers every pushed event; a 1 s ``gr.Timer`` per page
+drains what was pushed since that page's last look and makes no API request for it:
+
+- a ``market_update`` of the shown symbol and source moves the quote (price, change, session high, low
+  and volume, bar) and marks open positions to market (unrealised and net P&L, equity) from the pushed
+  close, the contract's point value asked once per symbol;
+- an ``order_update``, or a ``market_update`` whose bar filled orders (``fills``), re-reads the paper
+  account (one request, caused by the push);
+- new bars re-draw the chart and key levels (indicators are the server's), at most every
+  ``CHART_EVERY_S`` seconds while bars keep coming.
+
+Symbols, intervals and sources come from the catalogue.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import gradio as gr
 
@@ -70,8 +83,74 @@ def _levels_html(sr: dict[str, Any]) -> str:
     return "<h4>Key levels</h4>" + kv_table(rows)
 
 
-def _positions(ctx: Ctx) -> tuple[Any, str]:
-    status = ctx.client.tool("manage_position", action="status")
+CHART_EVERY_S = 10.0
+TICK_S = 1.0
+NY = ZoneInfo("America/New_York")
+
+
+def session_of(bar_time: Any) -> str | None:
+    """The CME trade date a bar belongs to (a session opens at 18:00 New York the evening before)."""
+    try:
+        t = datetime.fromisoformat(str(bar_time))
+    except ValueError:
+        return None
+    t = (t if t.tzinfo else t.replace(tzinfo=NY)).astimezone(NY)
+    return (t + timedelta(hours=6)).date().isoformat()
+
+
+def pushed_quote(quote: dict[str, Any], update: dict[str, Any], point_value: float | None) -> dict[str, Any]:
+    """The quote after a pushed bar (``market_update`` data): the close is the price; the change is
+    from the previous session's last close; a bar of a new session starts its high, low and volume."""
+    bar = update.get("bar") or {}
+    price = float(update["price"])
+    q = dict(quote)
+    old_price = float(q.get("price") or price)
+    ref = old_price - float(q.get("change_pts") or 0.0)
+    if session_of(update.get("bar_time")) != session_of(q.get("bar_time")):
+        ref = old_price  # the first bar of a new session: the change is from the last session's close
+        q["session_high"], q["session_low"], q["session_volume"] = None, None, 0.0
+    high = float(bar.get("high", price))
+    low = float(bar.get("low", price))
+    q["session_high"] = high if q.get("session_high") is None else max(float(q["session_high"]), high)
+    q["session_low"] = low if q.get("session_low") is None else min(float(q["session_low"]), low)
+    q["session_volume"] = float(q.get("session_volume") or 0.0) + float(bar.get("volume") or 0.0)
+    q["price"] = price
+    q["bar_time"] = update.get("bar_time")
+    q["change_pts"] = price - ref
+    q["change_pct"] = (price - ref) / ref * 100 if ref else 0.0
+    if point_value is not None:
+        q["change_usd_per_contract"] = (price - ref) * point_value
+    return q
+
+
+def marked_book(book: dict[str, Any], symbol: str, price: float, point_value: float) -> dict[str, Any]:
+    """The paper account (``manage_position`` status) with ``symbol``'s position marked at ``price``:
+    unrealised P&L = (price − average price) × point value × signed contracts, and the totals with it."""
+    portfolio = dict(book.get("portfolio") or {})
+    positions = {k: dict(v) for k, v in (portfolio.get("positions") or {}).items()}
+    p = positions.get(symbol)
+    if p is None or not p.get("quantity"):
+        return book
+    old = float(p.get("unrealized_pnl_usd") or 0.0)
+    new = (price - float(p["avg_price"])) * point_value * float(p["quantity"])
+    p["mark"], p["unrealized_pnl_usd"] = price, new
+    p["net_pnl_usd"] = float(p.get("realized_pnl_usd") or 0.0) + new - float(p.get("commission_usd") or 0.0)
+    total = dict(portfolio.get("total") or {})
+    for key in ("unrealized_pnl_usd", "net_pnl_usd"):
+        total[key] = float(total.get(key) or 0.0) + new - old
+    portfolio["positions"], portfolio["total"] = positions, total
+    if portfolio.get("equity_usd") is not None:
+        portfolio["equity_usd"] = float(portfolio["equity_usd"]) + new - old
+    return {**book, "portfolio": portfolio}
+
+
+def _book(ctx: Ctx) -> dict[str, Any]:
+    book: dict[str, Any] = ctx.client.tool("manage_position", action="status")
+    return book
+
+
+def book_views(status: dict[str, Any]) -> tuple[Any, str]:
+    """The positions table and the P&L box of a ``manage_position`` status."""
     portfolio = status.get("portfolio", {})
     rows = []
     for sym, p in (portfolio.get("positions") or {}).items():
@@ -90,7 +169,7 @@ def _positions(ctx: Ctx) -> tuple[Any, str]:
         ]
     )
     table = frame(rows) if rows else frame([{"positions": "flat: no open positions"}])
-    return table, "<h4>Paper account</h4>" + pnl
+    return table, '<h4>Paper account</h4><div data-testid="pnl">' + pnl + "</div>"
 
 
 def dashboard_load(
@@ -109,6 +188,7 @@ def dashboard_load(
         q = ctx.client.get("/api/market/nq-price", symbol=symbol, interval=interval, source=source)
         quote_html = _quote_html(q)
         state["bar_time"] = q.get("bar_time")
+        state["quote"] = q
     except ApiError as exc:
         errors.append(error_html(exc, "price"))
     try:
@@ -142,11 +222,13 @@ def dashboard_load(
         errors.append(error_html(exc, "bars"))
         fig = charts.empty("no chart: " + exc.message)
     try:
-        positions, pnl = _positions(ctx)
+        book = _book(ctx)
+        state["book"] = book
+        positions, pnl = book_views(book)
     except ApiError as exc:
         positions, pnl = frame([]), error_html(exc, "positions")
-    latest_order = ctx.feed.latest.get("order_update") or {}
-    state["order_seen"] = latest_order.get("received_at")
+    state["seen"] = ctx.feed.received  # what was pushed before this load is in what it just read
+    state["chart_at"] = time.monotonic()
     return quote_html, fig, levels_html, positions, pnl, "".join(errors), state
 
 
@@ -158,29 +240,61 @@ def dashboard_tick(
     source: str | None,
     state: dict[str, Any] | None,
 ) -> tuple[Any, ...]:
-    """Timer tick: the quote and the WebSocket feed; the whole chart when a new bar has arrived, and the
-    positions and P&L when an ``order_update`` came over the WebSocket since the last look."""
+    """Timer tick: drain the events pushed since this page's last look (see the module docstring).
+    Outputs: quote, feed, chart, levels, positions, P&L, errors, state."""
     ctx.feed.start()
     state = dict(state or {})
     skip = gr.skip()
+    seen, events = ctx.feed.since(int(state.get("seen") or 0))
+    state["seen"] = seen
+    feed = skip  # the event feed is re-drawn only when something came or the connection changed
+    if events or ctx.feed.state != state.get("ws"):
+        state["ws"] = ctx.feed.state
+        feed = feed_html(ctx)
     if not (symbol and interval and source):
-        return skip, feed_html(ctx), skip, skip, skip, skip, skip, state
-    try:
-        q = ctx.client.get("/api/market/nq-price", symbol=symbol, interval=interval, source=source)
-        quote = _quote_html(q)
-    except ApiError as exc:
-        return error_html(exc, "price"), feed_html(ctx), skip, skip, skip, skip, skip, state
-    if state.get("bar_time") and q.get("bar_time") != state["bar_time"]:
-        return _reload(ctx, symbol, interval, bars, source)
-    order_seen = (ctx.feed.latest.get("order_update") or {}).get("received_at")
-    positions = pnl = skip
-    if order_seen is not None and order_seen != state.get("order_seen"):
-        state["order_seen"] = order_seen
+        return skip, feed, skip, skip, skip, skip, skip, state
+    mine = [
+        e["data"]
+        for e in events
+        if e.get("type") == "market_update"
+        and isinstance(e.get("data"), dict)
+        and e["data"].get("symbol") == symbol
+        and e["data"].get("price") is not None
+        and str(e["data"].get("source") or source) == source
+    ]
+    filled = any(e.get("type") == "order_update" for e in events) or any(
+        e.get("type") == "market_update" and (e.get("data") or {}).get("fills") for e in events
+    )
+    if mine and time.monotonic() - float(state.get("chart_at") or 0.0) >= CHART_EVERY_S:
+        out = _reload(ctx, symbol, interval, bars, source)
+        out[-1]["seen"] = seen
+        return out
+    quote = positions = pnl = err = skip
+    if mine and state.get("quote"):
         try:
-            positions, pnl = _positions(ctx)
+            pv = ctx.point_value(symbol)
+        except ApiError:
+            pv = None
+        q = state["quote"]
+        for update in mine:
+            q = pushed_quote(q, update, pv)
+        state["quote"] = q
+        quote = _quote_html(q)
+    book = state.get("book")
+    if filled:
+        try:
+            book = _book(ctx)
         except ApiError as exc:
             pnl = error_html(exc, "positions")
-    return quote, feed_html(ctx), skip, skip, positions, pnl, skip, state
+    elif mine and book and symbol in ((book.get("portfolio") or {}).get("positions") or {}):
+        try:
+            book = marked_book(book, symbol, float(mine[-1]["price"]), ctx.point_value(symbol))
+        except ApiError as exc:
+            err = error_html(exc, "contract point value")
+    if book is not None and book is not state.get("book"):
+        state["book"] = book
+        positions, pnl = book_views(book)
+    return quote, feed, skip, skip, positions, pnl, err, state
 
 
 def _reload(ctx: Ctx, symbol: str, interval: str, bars: float, source: str | None) -> tuple[Any, ...]:
@@ -224,7 +338,7 @@ def build(ctx: Ctx) -> TabView:
                 levels = gr.HTML(elem_id="levels")
                 feed = gr.HTML(elem_id="feed")
         positions = gr.Dataframe(label="Open positions", elem_id="positions", interactive=False)
-        timer = gr.Timer(5.0)
+        timer = gr.Timer(TICK_S)
         state = gr.State({})  # inside the tab: a component directly in gr.Tabs would shift the tab bar
     inputs = [symbol, interval, bars, source]
     outputs = [quote, chart, levels, positions, pnl, err, state]

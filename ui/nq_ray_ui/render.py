@@ -38,7 +38,14 @@ def num(value: Any, digits: int = 2) -> str:
 
 
 def pct(value: Any, digits: int = 1) -> str:
+    """A fraction as a percent (0.726 → "72.6%"): backtest returns, win rates, confidences, limits."""
     return "—" if value is None else f"{float(value) * 100:.{digits}f}%"
+
+
+def percent(value: Any, digits: int = 1) -> str:
+    """A value the API already states in percent (72.6 → "72.6%"): a tool answer's ``*_pct`` fields
+    (``margin_use_pct``, ``change_pct``), whose schema says "percent", unlike the settings' fractions."""
+    return "—" if value is None else f"{float(value):.{digits}f}%"
 
 
 def error_html(err: BaseException | str, what: str | None = None) -> str:
@@ -145,3 +152,110 @@ def frame(rows: list[dict[str, Any]], columns: list[str] | None = None) -> pd.Da
         if df[c].dtype == float:
             df[c] = df[c].round(4)
     return df
+
+
+def _cell(value: Any) -> str:
+    return esc(num(value)) if not isinstance(value, dict | list) else esc(", ".join(map(str, value)))
+
+
+def _cost(value: Any) -> str:
+    """An LLM call's cost: cents hide it (a call costs fractions of a cent), so four decimals."""
+    return "—" if value is None else f"${float(value):,.4f}"
+
+
+def committee_html(committee: dict[str, Any] | None) -> str:
+    """A model committee's outcome and each member's answer (provider · model, bias, confidence, latency,
+    tokens, cost, reasoning or error), as a decision records it under ``committee``."""
+    if not committee:
+        return ""
+    decision = committee.get("decision")
+    no_entry = committee.get("no_entry_reason")
+    badge = '<span class="nq-badge {}" data-testid="committee-outcome">{}</span>'
+    outcome = (
+        badge.format("nq-badge-warn", "NO ENTRY") + f" {esc(no_entry)}"
+        if no_entry
+        else badge.format("nq-badge-live", esc(str(decision or "—").upper()))
+    )
+    votes = committee.get("votes")
+    if isinstance(votes, dict):
+        votes = ", ".join(f"{k} {v}" for k, v in votes.items())
+    agreement = committee.get("agreement")
+    summary = [
+        ("rule", committee.get("rule")),
+        ("quorum", committee.get("quorum")),
+        ("votes", votes),
+        ("agreement", pct(agreement, 0) if isinstance(agreement, int | float) else agreement),
+    ]
+    debate = committee.get("debate")
+    if debate:
+        summary.append(("debate", "yes" if debate is True else _cell(debate)))
+    head = "<th>member</th><th>answer</th><th>latency</th><th>tokens in / out</th><th>cost</th><th>round</th>"
+    rows = []
+    for m in committee.get("members") or []:
+        who = f"{m.get('name', '?')} · {m.get('provider') or '?'}" + (
+            f" · {m['model']}" if m.get("model") else ""
+        )
+        if m.get("ok", True) and not m.get("error"):
+            conf = m.get("confidence")
+            answer = (
+                f'<b class="bias {esc(str(m.get("bias", "")).lower())}">{esc(m.get("bias", "—"))}</b>'
+                f"{' ' + pct(conf, 0) if isinstance(conf, int | float) else ''}"
+                f'<div class="nq-dim">{esc(m.get("reasoning") or "")}</div>'
+            )
+        else:
+            answer = f'<span class="nq-badge nq-badge-down">FAILED</span> {esc(m.get("error") or "")}'
+        latency = f"{float(m['latency_ms']):,.0f} ms" if m.get("latency_ms") is not None else "—"
+        tokens = f"{num(m.get('prompt_tokens'))} / {num(m.get('completion_tokens'))}"
+        rows.append(
+            f'<tr data-testid="committee-member"><td>{esc(who)}</td><td>{answer}</td><td>{latency}</td>'
+            f"<td>{tokens}</td><td>{_cost(m.get('cost_usd'))}</td><td>{esc(num(m.get('round')))}</td></tr>"
+        )
+    table = f'<table class="nq-committee"><tr>{head}</tr>{"".join(rows)}</table>' if rows else ""
+    return (
+        f'<div class="nq-committee-box" data-testid="committee"><h4>Committee {outcome}</h4>'
+        f"{kv_table([(k, v) for k, v in summary if v is not None])}{table}</div>"
+    )
+
+
+def find_key(obj: Any, key: str, depth: int = 4) -> Any:
+    """The first value under ``key`` in nested dicts (a decision keeps its analysis under ``decision``,
+    ``report``, ... depending on who recorded it)."""
+    if depth < 0 or not isinstance(obj, dict):
+        return None
+    if obj.get(key) is not None:
+        return obj[key]
+    for v in obj.values():
+        if isinstance(v, dict) and (found := find_key(v, key, depth - 1)) is not None:
+            return found
+    return None
+
+
+def decision_html(decision: dict[str, Any] | None) -> str:
+    """A recorded decision as the trader reads it: who decided what, the prompt template and version it
+    was asked with, the committee's votes when a committee answered, the risk verdict."""
+    if not decision:
+        return ""
+    rows: list[tuple[str, Any]] = []
+    for k in ("id", "at", "agent", "symbol", "action", "provider", "model"):
+        if decision.get(k) is not None and not isinstance(decision[k], dict | list):
+            rows.append((k, decision[k]))
+    template = find_key(decision, "template")
+    if isinstance(template, str):
+        version = find_key(decision, "template_version")
+        rows.append(("prompt template", f"{template} v{version}" if version is not None else template))
+    view = find_key(decision, "view")
+    if isinstance(view, dict) and view.get("bias"):
+        conf = view.get("confidence")
+        rows.append(
+            ("view", f"{view['bias']}" + (f" {pct(conf, 0)}" if isinstance(conf, int | float) else ""))
+        )
+    verdict = find_key(decision, "verdict")
+    if isinstance(verdict, dict) and "approved" in verdict:
+        rows.append(("risk verdict", "approved" if verdict["approved"] else "denied"))
+    committee = find_key(decision, "committee")
+    return (
+        '<div class="nq-decision" data-testid="decision">'
+        + kv_table(rows)
+        + (committee_html(committee) if isinstance(committee, dict) else "")
+        + "</div>"
+    )

@@ -11,7 +11,7 @@ import gradio as gr
 
 from nq_ray_ui import charts
 from nq_ray_ui.client import ApiError
-from nq_ray_ui.render import error_html, esc, frame, kv_table, ok_html, pct, usd
+from nq_ray_ui.render import error_html, esc, frame, kv_table, ok_html, pct, percent, usd
 from nq_ray_ui.state import Catalog, Ctx, TabView, pick
 
 CONFIDENCES = [0.95, 0.99]  # presets; any level in (0.5, 1) can be typed
@@ -27,7 +27,7 @@ def risk_load(
         risk = ctx.client.tool("assess_portfolio_risk")
         limits = risk.get("limits", {})
         limits_html = "<h4>Limits in force</h4>" + kv_table(
-            [(k, usd(v) if k.endswith("_usd") else v) for k, v in limits.items() if not isinstance(v, list)]
+            [(k, _limit(k, v)) for k, v in limits.items() if not isinstance(v, list)]
         )
         pf = risk.get("portfolio", {})
         total = pf.get("total", {})
@@ -35,7 +35,7 @@ def risk_load(
             [
                 ("gross exposure", usd(risk.get("gross_exposure_usd"))),
                 ("initial margin", usd(risk.get("initial_margin_usd"))),
-                ("margin use", pct(risk.get("margin_use_pct"))),
+                ("margin use", percent(risk.get("margin_use_pct"))),  # the tool answers in percent
                 ("equity", usd(risk.get("equity_usd"))),
             ]
             + [(f"{s} exposure", usd(v)) for s, v in (risk.get("exposure_usd") or {}).items()]
@@ -71,6 +71,18 @@ def risk_load(
         errors.append(error_html(exc, "VaR"))
     approvals, note = approvals_table(ctx)
     return limits_html, exposure_html, var_html, g_loss, g_dd, approvals, note + "".join(errors)
+
+
+def _limit(name: str, value: Any) -> Any:
+    """A limit as the trader reads it: dollars, or a percent for ``max_margin_use_pct`` (a fraction of
+    equity in the settings, 0.75 = 75%) so it compares with the margin use shown beside it."""
+    if value is None:
+        return value
+    if name.endswith("_usd"):
+        return usd(value)
+    if name == "max_margin_use_pct":
+        return pct(value)
+    return value
 
 
 def approvals_table(ctx: Ctx) -> tuple[Any, str]:

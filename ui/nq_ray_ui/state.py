@@ -101,7 +101,16 @@ class Ctx:
         self.feed = LiveFeed(client.ws_url, client.token)
         self._tools: set[str] | None = None
         self._catalog: Catalog | None = None
+        self._point_values: dict[str, float] = {}
         self._lock = threading.Lock()
+
+    def point_value(self, symbol: str) -> float:
+        """USD per index point of ``symbol``'s contract (``get_contract_info``, asked once per symbol):
+        what the dashboard marks pushed prices to market with."""
+        if symbol not in self._point_values:
+            info = self.client.tool("get_contract_info", symbol=symbol)
+            self._point_values[symbol] = float(info["point_value_usd"])
+        return self._point_values[symbol]
 
     def has_tool(self, name: str) -> bool:
         if self._tools is None:

@@ -53,6 +53,13 @@ CSS = """
 .nq-badge-sample { color: #8b95a7; }
 .nq-badge-down { color: #ef5350; }
 .nq-dim { opacity: .65; font-size: .8rem; }
+#nq-clockbar { align-items: center; gap: .4rem; flex-wrap: wrap; }
+#nq-clock { flex: 1 1 360px !important; }
+#clock-controls { flex: 1 1 520px !important; align-items: center; gap: .3rem; flex-wrap: wrap; }
+#clock-controls button { max-height: 2.2rem; }
+.nq-clock { display: flex; flex-wrap: wrap; align-items: center; gap: .3rem .9rem;
+  font-variant-numeric: tabular-nums; }
+.nq-clock b { font-family: var(--font-mono); }
 .nq-quote { display: flex; flex-wrap: wrap; gap: .4rem 1.4rem; align-items: baseline;
   font-variant-numeric: tabular-nums; }
 .nq-quote .px { font-size: 1.7rem; font-weight: 700; font-family: var(--font-mono); }
@@ -90,7 +97,7 @@ CSS = """
 .nq-feed { font-family: var(--font-mono); font-size: .75rem; max-height: 15rem; overflow-y: auto; }
 .nq-feed div { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 @media (max-width: 640px) {
-  .nq-header .nq-dim { display: none; }
+  .nq-header .nq-dim, .nq-clock .nq-dim { display: none; }
   #market-chart .legend, #market-chart .annotation { display: none; }
   .nq-header { gap: .3rem .6rem; }
   .nq-quote .px { font-size: 1.35rem; }

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -154,7 +154,9 @@ class DeskService:
             if self._tools is None:  # the composition root passes them (nq_ray.runtime.Runtime.tools)
                 raise ConfigError("DeskService needs its tools: pass tools= (nq_ray.runtime.Runtime.tools())")
             if self._host is None:
-                self._host = LocalAgentHost(self._tools, self.router, self._repo, self.clock)
+                self._host = LocalAgentHost(
+                    self._tools, self.router, self._repo, self.clock, settings=self.settings
+                )
             self.usage = UsageBook(self.store, clock=self.clock)
             self._state = await self.store.get_state(STATE_KEY) or {
                 "halted": False,
@@ -211,6 +213,17 @@ class DeskService:
         await self._loop.set_windows(windows)
         return await self.status()
 
+    @property
+    def hosts_loop(self) -> bool:
+        """Whether this instance runs the loop's cycles. A one-shot command (``nq-ray desk``) sets it
+        false: ``start`` then records the loop as running in the store, for the process that hosts the
+        desk, and this instance never runs a cycle of it."""
+        return self._loop.hosted
+
+    @hosts_loop.setter
+    def hosts_loop(self, value: bool) -> None:
+        self._loop.hosted = bool(value)
+
     async def stop(self) -> dict[str, Any]:
         await self.ensure()
         await self._loop.stop()
@@ -243,8 +256,10 @@ class DeskService:
                 "usd_used": round(usd, 6),
                 "usd_limit": b.usd_per_day if b else None,
             }
+        llm = await self.llm_status_list()
+        loop_alive = self._loop.running or not self._loop.hosted  # a non-host reports the stored state
         return {
-            "running": bool(self._state.get("running")) and self._loop.running,
+            "running": bool(self._state.get("running")) and loop_alive,
             "halted": bool(self._state.get("halted")),
             "halt_reason": self._state.get("halt_reason"),
             "halted_by": self._state.get("halted_by"),
@@ -258,18 +273,48 @@ class DeskService:
             "last_error": self.last_error,
             "agents": [self._registry.describe(a) for a in self._registry.agents],
             "budgets": budgets,
-            "llm": await self.llm_status_list(),
+            "llm": llm,
+            "degraded": self._halts.observe(llm),
             "event_seq": self._core.seq,
         }
 
     async def llm_status_list(self) -> list[dict[str, Any]]:
         return await self._registry.llm_status_list()
 
+    async def chat_stream(
+        self, messages: list[dict[str, str]], task: str = "market_summary", caller: str = "ui"
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The LLM chain's answer to ``messages`` as it is produced: ``{"delta": text}`` per chunk, then
+        ``{"done": True, provider, model, is_llm, tokens, cost_usd}``; counted in the ledger as ``caller``.
+        Errors before the first chunk fail over (the router's policy) or raise, typed."""
+        await self.ensure()
+        assert self.router is not None
+        stream = await self.router.chat(messages, task=task, stream=True, caller=caller)
+        try:
+            async for chunk in stream:
+                yield {"delta": chunk}
+        finally:
+            await stream.aclose()
+        r = stream.result
+        yield {
+            "done": True,
+            "provider": stream.provider,
+            "model": stream.model,
+            "is_llm": stream.is_llm,
+            "prompt_tokens": r.usage.prompt_tokens if r else None,
+            "completion_tokens": r.usage.completion_tokens if r else None,
+            "cost_usd": r.cost_usd if r else None,
+        }
+
     async def llm_status(self) -> dict[str, Any]:
         """``router.status()`` of the analysis agent's router: health, breaker, tokens and cost."""
         await self.ensure()
         providers = await self.llm_status_list()
-        return {"providers": providers, "all_llms_down": llms_down(providers)}
+        return {
+            "providers": providers,
+            "all_llms_down": llms_down(providers),
+            "degraded": self._halts.observe(providers),
+        }
 
     # ------------------------------------------------------------------ approvals
     async def set_approval_mode(self, on: bool) -> dict[str, Any]:
@@ -310,6 +355,11 @@ class DeskService:
         """Config, status, recent memory and recent decisions of one agent."""
         await self.ensure()
         return await self._registry.get_agent(agent_id)
+
+    async def update_agent(self, agent_id: str, config: dict[str, Any]) -> dict[str, Any]:
+        """Change an agent's config (the given fields; validated; the agent rebuilt on next use)."""
+        await self.ensure()
+        return await self._registry.update_agent(agent_id, config)
 
     async def delete_agent(self, agent_id: str) -> dict[str, Any]:
         await self.ensure()

@@ -1,6 +1,8 @@
 """Approval mode: when it is on, a cycle's proposal waits for a person; ``approve`` sends it through the
 execution agent exactly once (client order id ``desk-<decision_id>``), ``reject`` closes it, and proposals
-older than the time-to-live expire."""
+older than the time-to-live expire. An MCP client's order queued in approval mode (a client that cannot
+confirm by elicitation, ``nq_ray.tools.mcp_elicit``) is approved by sending that exact order through
+``place_order`` under the ``client_order_id`` it was queued with (once, however often it is approved)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from nq_ray.agents.service.halts import DeskHaltedError
 from nq_ray.agents.service.registry import AgentRegistry
 from nq_ray.agents.service.state import DeskCore, check_limit
 from nq_ray.errors import InvalidArgumentError, NotFoundError, NQRayError
+from nq_ray.tools.mcp_elicit import is_mcp_approval, place_approved
 
 
 class ApprovalClosedError(NQRayError):
@@ -84,17 +87,24 @@ class Approvals:
                 )
             if a["execution"] is not None:
                 return {"approval": a, "already": True}
-            desk = self.registry.desk()
-            assessment = RiskAssessment.model_validate(a["assessment"])
-            execution = await desk.execution.execute_trade(
-                assessment, client_order_id=client_order_id_for(a["decision_id"])
-            )
-            exec_id = await desk.record_execution(a["decision_id"], a["symbol"], execution)
-            await core.store.set_approval_execution(
-                approval_id, {"execution_id": exec_id, **execution.model_dump(mode="json")}
-            )
+            if is_mcp_approval(a):  # an MCP client's order (no elicitation): that exact order, once
+                assert core.tools is not None
+                record = await place_approved(core.tools, a, who)
+                placed = record["placed"]
+                await core.store.set_approval_execution(approval_id, record)
+            else:
+                desk = self.registry.desk()
+                assessment = RiskAssessment.model_validate(a["assessment"])
+                execution = await desk.execution.execute_trade(
+                    assessment, client_order_id=client_order_id_for(a["decision_id"])
+                )
+                placed = execution.placed
+                exec_id = await desk.record_execution(a["decision_id"], a["symbol"], execution)
+                await core.store.set_approval_execution(
+                    approval_id, {"execution_id": exec_id, **execution.model_dump(mode="json")}
+                )
             a = await self._approval(approval_id)
-        await core.emit("approved", {"approval_id": approval_id, "who": who, "placed": execution.placed})
+        await core.emit("approved", {"approval_id": approval_id, "who": who, "placed": placed})
         return {"approval": a, "already": False}
 
     async def reject(self, approval_id: int, who: str = "api", reason: str = "") -> dict[str, Any]:

@@ -39,6 +39,7 @@ class DecisionLog:
             "params": d.get("params"),
             "parsed": d.get("view"),
             "risk": d.get("risk"),
+            "committee": d.get("committee"),
             "executions": await store.executions_for(decision_id, agent=DEFAULT_AGENTS["execution"]),
             "orders": [order.model_dump(mode="json")] if order is not None else [],
             "approval": await store.approval_for_decision(decision_id),

@@ -1,5 +1,12 @@
 """Halts and the kill switch: the risk-engine codes and the "every LLM is down" condition that halt the
 desk automatically, the global kill switch (halt, close approvals, cancel and flatten), and ``resume``.
+
+LLM providers and the halt: a provider that never answered since this desk (process or actor) started —
+the default chain on a machine without Serve, Ollama or API keys — does not halt the desk: it runs on the
+rules analyst and says so as ``degraded`` (which providers, why) in ``status()`` and each decision's
+event. A provider that answered (a passed health check or a successful call) and is then lost, so that
+every configured LLM is down, halts the desk as before, unless ``desk.halt_on_llm_loss`` is false, when
+that too only degrades. "Answered" is kept in memory only: a restarted desk starts a new session.
 A halt is persisted (``desk_state``): a restarted desk is still halted, and the paper broker reads the same
 row (``nq_ray.store.live.read_halt``) at start and before each order decision, so while halted its gate
 refuses every order that opens or adds to a position (code ``halted``) whoever sends it — the desk, the
@@ -43,8 +50,29 @@ def llms_down(status: list[dict[str, Any]]) -> str | None:
     return f"every LLM provider is down ({detail[:300]}); only the rules analyst answers"
 
 
+def _successes(p: dict[str, Any]) -> int:
+    """Calls of a provider that did not fail (the router counts every attempt and every failure)."""
+    return max(0, int(p.get("calls") or 0) - int(p.get("errors") or 0))
+
+
+def _unavailable(p: dict[str, Any]) -> bool:
+    """Whether the router would not get an answer from this LLM provider now: not configured, its last
+    health check failed, its breaker is not closed, or its last call failed."""
+    return (
+        not p.get("configured")
+        or p.get("healthy") is False
+        or p.get("breaker", "closed") != "closed"
+        or int(p.get("consecutive_failures") or 0) > 0
+    )
+
+
+def _why(p: dict[str, Any]) -> str:
+    return str(p.get("last_error") or p.get("health_detail") or p.get("breaker") or "unavailable")[:200]
+
+
 class Halts:
-    """Automatic halts, the kill switch and ``resume`` over the desk's persisted state."""
+    """Automatic halts, the kill switch and ``resume`` over the desk's persisted state, and which LLM
+    providers answered since this desk started (``reachable``)."""
 
     def __init__(
         self, core: DeskCore, registry: AgentRegistry, *, stop_loop: Callable[[], Awaitable[None]]
@@ -52,16 +80,69 @@ class Halts:
         self.core = core
         self.registry = registry
         self.stop_loop = stop_loop
+        self.reachable: set[str] = set()  # LLM providers that answered since this desk started
+        self.degraded: dict[str, Any] | None = None  # as of the last cycle
+        self._seen: dict[str, int] = {}  # each provider's successful calls when this desk first saw it
+
+    def observe(self, status: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """Note the providers that answered (a passed health check, or more successful calls than when
+        this desk first saw them: a router can outlive a desk), and say whether the desk is degraded now:
+        every LLM provider of the chain unavailable, so the rules analyst decides. ``None`` when it is not
+        (an LLM is available, or the chain is rules only)."""
+        for p in status:
+            if not p.get("is_llm"):
+                continue
+            name, ok = p["name"], _successes(p)
+            base = self._seen.setdefault(name, ok)
+            if ok < base:  # a new router (a settings change): its counts start again
+                base = self._seen[name] = 0
+            if p.get("healthy") is True or ok > base:
+                self.reachable.add(name)
+        llms = [p for p in status if p.get("is_llm")]
+        if not llms or not all(_unavailable(p) for p in llms):
+            return None
+        providers = [
+            {
+                "name": p["name"],
+                "configured": bool(p.get("configured")),
+                "reachable_before": p["name"] in self.reachable,
+                "why": _why(p),
+            }
+            for p in llms
+        ]
+        lost = [p["name"] for p in providers if p["reachable_before"]]
+        reason = (
+            f"LLM provider(s) {', '.join(lost)} lost; the rules analyst decides"
+            if lost
+            else "no LLM provider has answered since the desk started; the rules analyst decides"
+        )
+        return {"reason": reason, "providers": providers}
 
     async def halt_check(self, report: AnalysisReport, assessment: RiskAssessment) -> str | None:
+        """Why this cycle halts the desk, or ``None``. Also records whether the desk is degraded."""
+        status: list[dict[str, Any]] | None = None
+        if report.is_llm:
+            self.reachable.add(report.provider)
+            self.degraded = None
+        else:
+            status = await self.registry.llm_status_list()
+            self.degraded = self.observe(status)
         codes = {r.get("code") for r in ((assessment.verdict or {}).get("reasons") or [])}
         tripped = sorted(codes & HALT_CODES)
         if tripped:
             msgs = [r["message"] for r in assessment.verdict["reasons"] if r.get("code") in HALT_CODES]  # type: ignore[index]
             return f"risk engine: {', '.join(tripped)} ({'; '.join(msgs)[:300]})"
-        if not report.is_llm:
-            return llms_down(await self.registry.llm_status_list())
-        return None
+        if status is None:
+            return None
+        down = llms_down(status)
+        lost = sorted(
+            p["name"]
+            for p in status
+            if p.get("is_llm") and p.get("configured") and p["name"] in self.reachable
+        )
+        if down is None or not lost or not self.core.settings.desk.halt_on_llm_loss:
+            return None  # never answered since the desk started, or the policy says degrade only
+        return f"{down}; lost since the desk started: {', '.join(lost)}"
 
     async def set_halted(self, reason: str, *, who: str) -> None:
         core = self.core

@@ -13,7 +13,7 @@ from nq_ray.agents.models import RiskAssessment
 from nq_ray.agents.service.halts import DeskHaltedError, Halts
 from nq_ray.agents.service.registry import DEFAULT_AGENTS, AgentRegistry
 from nq_ray.agents.service.state import DeskCore
-from nq_ray.errors import InvalidArgumentError
+from nq_ray.errors import InvalidArgumentError, NQRayError
 
 Windows = Literal["rth", "globex", "always"]
 WINDOWS = ("rth", "globex", "always")
@@ -39,6 +39,7 @@ class DeskLoop:
         self.registry = registry
         self.halts = halts
         self.task: asyncio.Task[None] | None = None
+        self.hosted = True  # False: this instance never runs the loop (``DeskService.hosts_loop``)
         self.cycles = 0
         self.last_cycle_at: str | None = None
         self.last_error: str | None = None
@@ -97,6 +98,7 @@ class DeskLoop:
             raise
         self.cycles += 1
         self.last_cycle_at = core.clock().isoformat()
+        out["degraded"] = self.halts.degraded
         if out["auto_halt"] and not core.state.get("halted"):
             await self.halts.set_halted(out["auto_halt"], who="desk")
         await core.emit(
@@ -108,11 +110,31 @@ class DeskLoop:
                 "halted": out["halted"],
                 "approval_id": (out["approval"] or {}).get("id"),
                 "placed": (out["execution"] or {}).get("placed"),
+                "degraded": out["degraded"],
             },
         )
         if out["approval"] is not None:
             await core.emit("approval_pending", {"approval": out["approval"]})
         return out
+
+    async def scan(self) -> list[str]:
+        """The symbols this round trades when ``desk.scan`` is on: the ``top_n`` best of a ``scan_market``
+        over the configured symbols × timeframes (score > 0); none when the scan fails (said in an event)."""
+        core, cfg = self.core, self.core.settings.desk.scan
+        assert core.tools is not None  # set by DeskService.ensure before the loop starts
+        try:
+            out = await core.tools.call(
+                "scan_market", {"symbols": cfg.symbols, "timeframes": cfg.timeframes}, who="desk"
+            )
+        except NQRayError as exc:
+            await core.emit("scan_failed", {"error": exc.to_dict()})
+            return []
+        picked = list(out["top_symbols"][: cfg.top_n])
+        ranking = [
+            {k: r[k] for k in ("symbol", "interval", "score", "bias", "confidence")} for r in out["rows"]
+        ]
+        await core.emit("scan", {"picked": picked, "rank_rule": out["rank_rule"], "ranking": ranking})
+        return picked
 
     async def start(self, symbols: list[str] | None = None, cadence_s: float | None = None) -> None:
         """Start (or re-configure) the loop: every ``cadence_s`` seconds, inside the trading windows, one
@@ -154,7 +176,7 @@ class DeskLoop:
         await self.core.emit("status", {"running": False})
 
     def spawn(self) -> None:
-        if self.task is None or self.task.done():
+        if self.hosted and (self.task is None or self.task.done()):
             self.task = asyncio.create_task(self._loop(), name="desk-loop")
 
     async def cancel(self) -> None:
@@ -168,9 +190,8 @@ class DeskLoop:
         core = self.core
         while core.state.get("running") and not core.state.get("halted"):
             if in_window(core.state.get("windows", "globex"), core.clock()):
-                results = await asyncio.gather(
-                    *(self.run_once(s) for s in core.state["symbols"]), return_exceptions=True
-                )
+                symbols = await self.scan() if core.settings.desk.scan.enabled else core.state["symbols"]
+                results = await asyncio.gather(*(self.run_once(s) for s in symbols), return_exceptions=True)
                 for r in results:
                     if isinstance(r, BaseException) and not isinstance(r, Exception):
                         raise r

@@ -30,6 +30,12 @@ from nq_ray.store.repository import Repository
 
 AGENT_TYPES = ("analysis", "risk", "execution")
 DEFAULT_AGENTS = {"analysis": "analysis_agent", "risk": "risk_agent", "execution": "execution_agent"}
+COMMON_TASKS = ("get_memory_by_type", "get_recent_memory", "update_context")
+AGENT_TASKS = {  # the task types each kind of agent runs (its ``execute_task`` handlers; tested equal)
+    "analysis": ("market_analysis", "market_summary", "pattern_recognition", *COMMON_TASKS),
+    "risk": ("assess_risk", *COMMON_TASKS),
+    "execution": ("manage_position", "place_trade", *COMMON_TASKS),
+}
 
 
 class AgentHost(Protocol):
@@ -40,22 +46,46 @@ class AgentHost(Protocol):
     def remove(self, agent_id: str) -> None: ...
 
 
+def agent_options(settings: Any, agent_type: str) -> dict[str, Any]:
+    """What the settings' ``desk`` section sets for an agent of ``agent_type``: the risk agent's sizing
+    (``risk_pct``, ``atr_multiple``), the execution agent's ``entry_order``."""
+    d = settings.desk
+    if agent_type == "risk":
+        return {"risk_pct": d.risk_pct, "atr_multiple": d.atr_multiple}
+    if agent_type == "execution":
+        return {"entry_order": d.entry_order}
+    return {}
+
+
 class LocalAgentHost:
     """Agents as objects in this process, over ``tools`` and ``router``, memory and usage in the store."""
 
-    def __init__(self, tools: Tools, router: LLMRouter, repo: Repository, clock: Callable[[], datetime]):
+    def __init__(
+        self,
+        tools: Tools,
+        router: LLMRouter,
+        repo: Repository,
+        clock: Callable[[], datetime],
+        settings: Any = None,
+    ):
         self.tools, self.router, self.repo, self.clock = tools, router, repo, clock
+        self.settings = settings  # its desk section's agent options (None: the agents' defaults)
+
+    def _options(self, agent_type: str) -> dict[str, Any]:
+        return {} if self.settings is None else agent_options(self.settings, agent_type)
 
     def build(self, agent_type: str, agent_id: str, config: AgentConfig) -> Any:
         memory = MemoryManager(self.repo, clock=self.clock)
+        usage = UsageBook(DeskStore(self.repo), clock=self.clock)
         if agent_type == "analysis":
-            usage = UsageBook(DeskStore(self.repo), clock=self.clock)
             return AnalysisAgent(
                 self.tools, self.router, agent_id=agent_id, config=config, memory=memory, usage=usage
             )
+        # the risk and execution agents ask the same router's LLMs (a narrative, an order plan)
+        thinks = {"router": self.router, "usage": usage, **self._options(agent_type)}
         if agent_type == "risk":
-            return RiskAgent(self.tools, agent_id=agent_id, config=config, memory=memory)
-        return ExecutionAgent(self.tools, agent_id=agent_id, config=config, memory=memory)
+            return RiskAgent(self.tools, agent_id=agent_id, config=config, memory=memory, **thinks)
+        return ExecutionAgent(self.tools, agent_id=agent_id, config=config, memory=memory, **thinks)
 
     def remove(self, agent_id: str) -> None:
         return None
@@ -95,11 +125,19 @@ class AgentRegistry:
     def agent(self, agent_id: str) -> Any:
         entry = self.agents.get(agent_id)
         if entry is None:
-            raise NotFoundError(f"no agent {agent_id!r}; list them with list_agents()", agent_id=agent_id)
+            raise self._unknown(agent_id)
         if entry["agent"] is None:
             assert self.core.host is not None
             entry["agent"] = self.core.host.build(entry["agent_type"], agent_id, entry["config"])
         return entry["agent"]
+
+    def _unknown(self, agent_id: str) -> NotFoundError:
+        known = sorted(self.agents)
+        return NotFoundError(
+            f"no agent {agent_id!r}; the desk's agents are {', '.join(known)} (list them with list_agents())",
+            agent_id=agent_id,
+            known=known,
+        )
 
     def forget_instances(self) -> None:
         """Drop the built agents (they are rebuilt on next use, e.g. over a new router)."""
@@ -131,6 +169,7 @@ class AgentRegistry:
         return {
             "agent_id": agent_id,
             "agent_type": e["agent_type"],
+            "tasks": sorted(AGENT_TASKS.get(e["agent_type"], COMMON_TASKS)),
             "config": e["config"].model_dump(mode="json"),
             "created_at": e["created_at"],
             "default": agent_id in DEFAULT_AGENTS.values(),
@@ -199,9 +238,36 @@ class AgentRegistry:
                 "tokens_used_today": tokens,
                 "usd_used_today": round(usd, 6),
             },
-            "memory": await agent.get_recent_memory(20),
+            # the task, not the seed's blocking call: the desk's event loop never waits on a store query
+            "memory": (await agent.execute_task({"type": "get_recent_memory", "parameters": {"n": 20}}))[
+                "data"
+            ]["memories"],
             "recent_decisions": decisions[:20],
         }
+
+    async def update_agent(self, agent_id: str, config: dict[str, Any]) -> dict[str, Any]:
+        """Change an agent's config: ``config``'s keys replace the current ones (a merge patch of one
+        level: ``{"prompts": {...}}`` replaces the whole map), validated as at creation; the agent is
+        rebuilt on its next use with the new config (its memory and decisions stay)."""
+        entry = self.agents.get(agent_id)
+        if entry is None:
+            raise self._unknown(agent_id)
+        if not isinstance(config, dict) or not config:
+            raise InvalidArgumentError("config must be a non-empty object of AgentConfig fields")
+        merged = entry["config"].model_dump(mode="json") | config
+        try:
+            cfg = AgentConfig.model_validate(merged)
+        except ValidationError as exc:
+            detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise InvalidArgumentError(f"invalid agent config: {detail}") from None
+        await self._check_config(cfg)
+        assert self.core.host is not None
+        self.core.host.remove(agent_id)
+        created_at = entry["created_at"]
+        await self.put(entry["agent_type"], agent_id, cfg)
+        self.agents[agent_id]["created_at"] = created_at
+        await self.core.emit("agent_updated", {"agent_id": agent_id, "fields": sorted(config)})
+        return self.describe(agent_id)
 
     async def delete_agent(self, agent_id: str) -> dict[str, Any]:
         self.agent(agent_id)
@@ -244,4 +310,10 @@ class AgentRegistry:
             decision=result,
         )
         await core.emit("task", {"agent_id": agent_id, "type": task["type"], "record_id": record_id})
-        return {"agent_id": agent_id, "task": task["type"], "record_id": record_id, "result": result}
+        return {
+            "agent_id": agent_id,
+            "type": task["type"],
+            "task": task["type"],  # the name it had first
+            "record_id": record_id,
+            "result": result,
+        }

@@ -105,3 +105,67 @@ def test_llms_down_only_when_every_configured_llm_is_down() -> None:
     assert llms_down([rules, up, open_]) is None
     down = llms_down([rules, open_, unconfigured])
     assert down is not None and "vllm: 503" in down and "openai" not in down
+
+
+def _unreachable(name: str) -> Any:
+    """An OpenAI-compatible provider on a loopback port nothing listens on (bound, then closed)."""
+    from nq_ray.llm.config import ProviderConfig
+    from nq_ray.testing.instance import free_port
+
+    return ProviderConfig(
+        name=name,
+        kind="external",
+        base_url=f"http://127.0.0.1:{free_port()}/v1",
+        model="nowhere",
+        api_key="test-key",
+        priority=10,
+        timeout_s=2.0,
+        max_retries=0,
+    )
+
+
+async def test_providers_never_reachable_degrade_the_desk_to_the_rules_analyst_and_never_halt_it(
+    ray_session: Any, tmp_path: Any, nq_5m: Any
+) -> None:
+    from nq_ray.llm.config import LLMConfig
+    from tests.agents.deskkit import RULES, broker_registry, make_settings
+
+    chain = LLMConfig(providers=[_unreachable("far"), _unreachable("farther"), RULES], health_interval_s=0)
+    settings = make_settings(tmp_path, chain)
+    with broker_registry(ray_session, settings, nq_5m) as (registry, _broker):
+        svc = await make_service(settings, registry)
+        try:
+            outs = [await svc.run_once("NQ") for _ in range(4)]  # enough failures to open the breakers
+            status = await svc.status()
+            record = await svc.decision(outs[-1]["decision_id"])
+            events = [e for e in await svc.events_since(0) if e["kind"] == "decision"]
+        finally:
+            await svc.close()
+        restarted = await make_service(settings, registry)  # a new session on the same store
+        try:
+            again = await restarted.run_once("NQ")
+            status_after_restart = await restarted.status()
+        finally:
+            await restarted.close()
+
+    assert [o["analysis"]["provider"] for o in outs] == ["rules"] * 4
+    assert all(o["auto_halt"] is None and o["halted"] is None for o in outs)
+    assert [p["breaker"] for p in status["llm"][:2]] == ["open", "open"]  # the old policy halted here
+    assert not status["halted"] and status["halt_reason"] is None
+    degraded = status["degraded"]
+    assert degraded["reason"].startswith("no LLM provider has answered since the desk started")
+    assert [p["name"] for p in degraded["providers"]] == ["far", "farther"]
+    assert all(p["why"] and not p["reachable_before"] for p in degraded["providers"])
+    assert record["decision"]["provider"] == "rules" and record["decision"]["auto_halt"] is None
+    assert len(events) == 4 and events[-1]["degraded"] == outs[-1]["degraded"] == degraded
+    assert again["auto_halt"] is None and not status_after_restart["halted"]
+    assert status_after_restart["degraded"]["providers"][0]["name"] == "far"
+
+
+def test_halt_on_llm_loss_is_a_desk_setting_on_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nq_ray.config import load_settings
+
+    default = load_settings().desk.halt_on_llm_loss
+    monkeypatch.setenv("NQ_DESK__HALT_ON_LLM_LOSS", "false")
+
+    assert default is True and load_settings().desk.halt_on_llm_loss is False

@@ -83,9 +83,29 @@ async def test_each_decision_is_remembered_and_fed_into_the_next_prompt(
     finally:
         await svc.close()
 
-    user = json.loads(rec["prompt"])[1]["content"]
-    assert "## Agent memory" in user and f'"decision_id": {first["decision_id"]}' in user
+    system = json.loads(rec["prompt"])[0]["content"]  # the rendered analysis_base
+    assert "## Agent memory" in system and f'"decision_id": {first["decision_id"]}' in system
     assert rec["inputs"]["memory_ids"]
     assert [m["value"]["decision_id"] for m in by_type] == [second["decision_id"], first["decision_id"]]
     assert agent["memory"][0]["value"]["decision_id"] == second["decision_id"]
     assert len(week) == 2 and later == []
+
+
+async def test_an_agents_prompt_overrides_pass_through_its_config_and_bad_ones_are_refused(
+    settings: Settings, parts: Any
+) -> None:
+    svc = await make_service(settings, parts[0])
+    try:
+        made = await svc.create_agent(
+            "analysis", {"prompts": {"market_summary": "Brief {symbol}: {market}"}}, agent_id="brief"
+        )
+        out = await svc.agent_task("brief", {"type": "market_summary", "parameters": {"symbol": "NQ"}})
+        with pytest.raises(InvalidArgumentError, match="prompts: Value error, unknown prompt templates"):
+            await svc.create_agent("analysis", {"prompts": {"custom_analysis": "x"}})
+        with pytest.raises(InvalidArgumentError, match="does not parse"):
+            await svc.create_agent("analysis", {"prompts": {"analysis_base": "{% for %}"}})
+    finally:
+        await svc.close()
+
+    assert made["config"]["prompts"] == {"market_summary": "Brief {symbol}: {market}"}
+    assert out["result"]["prompt"].startswith("Brief NQ: {") and out["result"]["template"] == "market_summary"
