@@ -1,7 +1,8 @@
 """``GET /health``: each part with its status and latency — MCP, the registry and broker actors, LLM
 providers, the database, the cache, the data sources and the market replay — and the exchange clock
 (``clock``: wall, or the replay's time, speed, pause and bars). Checks run concurrently, each with a
-timeout."""
+timeout. What the checks use is imported with this module: a first import inside a check would block the
+event loop and time every other check out on a loaded host."""
 
 from __future__ import annotations
 
@@ -11,9 +12,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+from sqlalchemy import text
 
 from nq_ray.config import Settings
+from nq_ray.llm.config import LLMConfig
+from nq_ray.llm.router import LLMRouter
 from nq_ray.ports import PaperBrokerPort
+from nq_ray.store.cache import make_cache
+from nq_ray.store.db import create_engine
+from nq_ray.tools.data import load
 
 Status = Literal["ok", "degraded", "down", "not_configured"]
 CHECK_TIMEOUT_S = 3.0
@@ -85,10 +92,6 @@ class HealthChecker:
         return Check(status="ok", detail=f"actor paper_broker: {out['open_orders']} open orders")
 
     async def database(self) -> Check:
-        from sqlalchemy import text
-
-        from nq_ray.store.db import create_engine
-
         if self._engine is None:
             self._engine = create_engine(self.settings.store_url)
         async with self._engine.connect() as conn:
@@ -97,8 +100,6 @@ class HealthChecker:
         return Check(status="ok", detail=kind)
 
     async def cache(self) -> Check:
-        from nq_ray.store.cache import make_cache
-
         if self.settings.cache.url is None:
             return Check(status="ok", detail="in-process")
         cache = make_cache(self.settings.cache)
@@ -106,14 +107,12 @@ class HealthChecker:
         return Check(status="ok", detail="redis")
 
     async def llm(self) -> Check:
-        from nq_ray.llm.config import LLMConfig
-        from nq_ray.llm.router import LLMRouter
-
         raw = self.settings.llm
         config = (
             raw if isinstance(raw, LLMConfig) else LLMConfig.model_validate(raw.model_dump(mode="python"))
         )
-        router = LLMRouter.from_config(config)
+        # built off the loop: the providers' first import (openai: seconds) would block every other check
+        router = await asyncio.to_thread(LLMRouter.from_config, config)
         try:
             reports = await router.check_health()
             configured = {st.name: st.configured for st in router.status()}
@@ -135,8 +134,6 @@ class HealthChecker:
         )
 
     async def data(self) -> Check:
-        from nq_ray.tools.data import load
-
         t0 = time.perf_counter()
         bars = await asyncio.to_thread(load, self.settings, "NQ", "5m", "sample")
         parts = {

@@ -159,7 +159,10 @@ def issuer() -> Iterator[Issuer]:
 def oauth_settings(tmp_path: Path, issuer: Issuer, **mcp: Any) -> Settings:
     oauth = {"issuer": ISSUER, "jwks_uri": issuer.jwks_uri, "resource": RESOURCE, **mcp.pop("oauth", {})}
     return Settings(
-        data={"data_dir": str(tmp_path / "data")}, mcp={"auth_token": TOKEN, "oauth": oauth, **mcp}
+        data={"data_dir": str(tmp_path / "data")},
+        mcp={"auth_token": TOKEN, "oauth": oauth, **mcp},
+        # the orders here test scopes, not sessions: on the wall clock the suite may run in the daily halt
+        risk={"limits": {"trade_only_when_open": False}},
     )
 
 
@@ -477,7 +480,9 @@ def served(tmp_path: Path, issuer: Issuer, *, stateless: bool = True) -> Iterato
     oauth = {"issuer": issuer.iss, "jwks_uri": issuer.jwks_uri, "resource": srv.url + "/mcp"}
     built = build_app(
         Settings(
-            data={"data_dir": str(tmp_path / "data")}, mcp={"oauth": oauth, "stateless_http": stateless}
+            data={"data_dir": str(tmp_path / "data")},
+            mcp={"oauth": oauth, "stateless_http": stateless},
+            risk={"limits": {"trade_only_when_open": False}},  # as in oauth_settings
         ),
         use_actors=False,
     )
