@@ -178,6 +178,13 @@ def test_marks_cannot_go_back_a_session_day():
         mark(pack, s, at=et(10, 10, 0), balance_usd=50_000, equity_usd=50_000)
 
 
+def test_non_finite_marks_are_refused():
+    pack = make_pack(rule("max_loss", amount_usd=2_000, trailing="intraday_equity"))
+    s = start(pack, et(10, 9, 0))
+    with pytest.raises(InvalidArgumentError, match="finite"):
+        mark(pack, s, at=et(10, 10, 0), balance_usd=50_000, equity_usd=float("nan"))
+
+
 def test_close_day_is_idempotent():
     pack = make_pack(rule("max_loss", amount_usd=2_000, trailing="eod_balance"))
     s = mark(pack, start(pack, et(10, 9, 0)), at=et(10, 15, 0), balance_usd=50_700, equity_usd=50_700)
