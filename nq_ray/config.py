@@ -31,6 +31,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from nq_ray.errors import ConfigError, PathNotAllowedError
 from nq_ray.logs import redact_url
 from nq_ray.settings.llm import LLMConfig
+from nq_ray.settings.propfirm import PropFirmSettings
 from nq_ray.settings.risk import RiskLimits
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
@@ -482,6 +483,7 @@ class Settings(BaseSettings):
     desk: DeskSettings = Field(default_factory=DeskSettings)
     ray: RaySettings = Field(default_factory=RaySettings)
     replay: ReplaySettings = Field(default_factory=ReplaySettings)
+    propfirm: PropFirmSettings = Field(default_factory=PropFirmSettings)
 
     @model_validator(mode="after")
     def _serve_llm_follows_serve(self) -> Settings:
