@@ -60,7 +60,15 @@ T_MAE = 9  # USD, ≤ 0
 T_MFE = 10  # USD, ≥ 0
 N_TRADE_COLS = 11
 
-EXIT_REASONS = ("signal", "stop_loss", "take_profit", "session_end", "margin_call", "end_of_data", "prop_rule")
+EXIT_REASONS = (
+    "signal",
+    "stop_loss",
+    "take_profit",
+    "session_end",
+    "margin_call",
+    "end_of_data",
+    "prop_rule",
+)
 R_SIGNAL, R_STOP, R_TARGET, R_SESSION, R_MARGIN, R_END, R_PROP = 0, 1, 2, 3, 4, 5, 6
 
 
@@ -329,6 +337,8 @@ def simulate_masked(
         le = long_entry[i] and not long_exit[i]
         se = short_entry[i] and not short_exit[i]
         if has_flat and flatten[i]:
+            if (le or se) and tradable[i]:
+                rejected += 1  # an entry signal on a prop-firm flatten bar is refused
             le = False
             se = False
         eff = side
