@@ -362,7 +362,7 @@ def _daily_table(
 
     ml, dl = pack.rule("max_loss"), pack.rule("daily_loss")
     rows: dict[str, dict[str, Any]] = {}
-    for i, st in zip(walk.bars, walk.states, strict=True):
+    for st in walk.states:
         d = st.session_day.isoformat()
         row = rows.get(d)
         if row is None:
