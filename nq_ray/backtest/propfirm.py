@@ -337,17 +337,11 @@ def _walk(
             if ("fail", i) in known:
                 return state, None
             return state, ("fail", i, state.failed.rule, state.failed.message)
-        if state.stopped_day is not None and state.stopped_day != before.stopped_day:
-            if ("stop_day", i) not in known:
-                row = next(
-                    (
-                        r
-                        for r in evaluate(pack, state)
-                        if r.consequence == "stop_day" and r.state == "breached"
-                    ),
-                    None,
-                )
-                return state, ("stop_day", i, row.rule if row else "", row.message if row else "")
+        new_stop = state.stopped_day is not None and state.stopped_day != before.stopped_day
+        if new_stop and ("stop_day", i) not in known:
+            rows = evaluate(pack, state)
+            row = next((r for r in rows if r.consequence == "stop_day" and r.state == "breached"), None)
+            return state, ("stop_day", i, row.rule if row else "", row.message if row else "")
         if state.failed is not None:
             return state, None
     return state, None
