@@ -16,6 +16,7 @@ as the data has. The probability comes with a 95% Wilson score interval.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -406,7 +407,8 @@ def format_challenge(summary: Mapping[str, Any], max_days: int = 60) -> str:
     """A challenge summary (``ChallengeResult.summary()`` or the agent's) as a readable report."""
     s = summary
     lines = [
-        f"challenge {s['pack']} ({s['firm']} {s['program']}) — {s['strategy']} {s.get('params') or ''}".rstrip(),
+        f"challenge {s['pack']} ({s['firm']} {s['program']}) — {s['strategy']} "
+        f"{json.dumps(s.get('params') or {}, sort_keys=True)}",
         f"data: {s.get('source', '')} {s.get('interval', '')} {s.get('first_bar_time')} → "
         f"{s.get('last_bar_time')}; {s['session_days']} session days, {s['trading_days']} traded; "
         f"{s['n_trades']} trades at {s['contracts']} contract(s); {s['blocked_entries']} entries blocked",
@@ -458,7 +460,8 @@ def format_challenge(summary: Mapping[str, Any], max_days: int = 60) -> str:
         lines.append(
             f"pass probability: {100 * pp['probability']:.1f}% (95% CI {100 * lo:.1f}–{100 * hi:.1f}%) over "
             f"{pp['n_sims']} resampled {pp['horizon_days']}-day paths (seed {pp['seed']}): "
-            f"{pp['passed']} passed, {pp['failed']} failed {pp['failed_by']}, {pp['in_progress']} in progress; "
+            f"{pp['passed']} passed, {pp['failed']} failed {pp['failed_by']}, "
+            f"{pp['in_progress']} in progress; "
             f"median days to pass {pp['median_days_to_pass']}"
         )
     return "\n".join(lines)
