@@ -303,14 +303,16 @@ def _walk(
     first: int,
     state: PropState,
     known: set[tuple[str, int]],
+    last: int,
 ) -> tuple[PropState, tuple[str, int, str, str] | None]:
-    """Mark bars from ``first`` until a breach or pass not yet enforced: (state, (kind, bar, rule, msg))."""
+    """Mark bars ``first`` … ``last`` until a breach or pass not yet enforced:
+    (state, (kind, bar, rule, message) or None)."""
     index, day = market.index, market.day_id
     n = len(index)
     prev_eq = equity[first - 1] if first else state.equity_usd
     prev_bal = balance[first - 1] if first else state.balance_usd
     prev_day = day[first - 1] if first else -1
-    for i in range(first, n):
+    for i in range(first, last + 1):
         if (
             equity[i] == prev_eq
             and balance[i] == prev_bal
@@ -394,6 +396,139 @@ def _daily_table(
     return pd.DataFrame(list(rows.values()))
 
 
+class PackSession:
+    """A run under a pack that can advance bar by bar: ``advance(signals, upto)`` gives the account's
+    state at bar ``upto``'s close for the signals known so far. Signals added later (on a later bar's
+    close) change only later bars, so an agent backtest can ask for the state at each decision and pass
+    it to the risk gate (``agents.backtest``). ``finish`` gives the ``PackRun``."""
+
+    def __init__(
+        self,
+        market: Market,
+        config: BacktestConfig,
+        pack: RulePack,
+        *,
+        calendar: Any | None = None,
+        start_balance_usd: float | None = None,
+    ) -> None:
+        cfg = pack_config(pack, config)
+        if start_balance_usd is not None:
+            cfg = cfg.model_copy(update={"initial_capital": float(start_balance_usd)})
+        self.market, self.pack, self.config = market, pack, cfg
+        self.n = len(market.index)
+        self.masks = event_masks(market, pack, calendar)
+        self.no_entry, self.flatten = self.masks.no_entry.copy(), self.masks.flatten.copy()
+        self.initial = start(pack, market.index[0].to_pydatetime(), cfg.initial_capital)
+        self.length = bar_length(market.index)
+        self.known: set[tuple[str, int]] = set()
+        self.events: list[RuleEvent] = []
+        self.walk = _Walk()
+        self.opts = cfg.options()
+        self.iterations = 0
+        self.first, self.state = 0, self.initial
+        self._run: tuple[Any, ...] | None = None
+
+    def advance(self, signals: Signals, upto: int | None = None) -> PropState:
+        """Walk the bars up to ``upto`` (default: the last) and return the state at its close."""
+        m = self.market
+        last = self.n - 1 if upto is None else min(int(upto), self.n - 1)
+        while True:
+            self.iterations += 1
+            equity, position, trades, rejected = run_signals(
+                m, signals, self.config, self.opts, no_entry=self.no_entry, flatten=self.flatten
+            )
+            balance = closed_balance(trades, self.n, self.config.initial_capital)
+            traded = fill_bars(trades, self.n)
+            self._run = (equity, position, trades, rejected, balance)
+            state, hit = _walk(
+                self.pack, m, equity, balance, traded, self.walk, self.first, self.state, self.known, last
+            )
+            if hit is None or self.iterations >= MAX_ITERATIONS:
+                self.state, self.first = state, max(self.first, last + 1)
+                return state
+            kind, bar, rule, message = hit
+            self.known.add((kind, bar))
+            self.events.append(
+                RuleEvent(
+                    kind=kind,  # type: ignore[arg-type]
+                    bar=bar,
+                    bar_time=m.index[bar],
+                    at=m.index[bar] + self.length,
+                    session_day=self.walk.states[-1].session_day.isoformat(),
+                    rule=rule,
+                    message=message,
+                    balance_usd=float(balance[bar]),
+                    equity_usd=float(equity[bar]),
+                )
+            )
+            self.flatten[bar] = True
+            if kind == "stop_day":  # flat, no entry for the rest of that session day
+                same = np.flatnonzero(m.day_id == m.day_id[bar])
+                self.no_entry[bar + 1 : same[-1] + 1] = True
+            elif kind == "fail":  # flat, and nothing more, ever
+                self.no_entry[bar + 1 :] = True
+            else:  # passed at this session close: the challenge is over
+                self.no_entry[bar:] = True
+            self.first, self.state = self.walk.resume(bar, self.initial)
+
+    def finish(self, signals: Signals, *, name: str, params: Mapping[str, Any]) -> PackRun:
+        """Walk to the end, close the last session day and report."""
+        state = self.advance(signals)
+        assert self._run is not None
+        equity, position, trades, rejected, balance = self._run
+        m, pack, n, cfg = self.market, self.pack, self.n, self.config
+        final = close_day(pack, state)
+        events = list(self.events)
+        if final.passed_at is not None and not any(e.kind == "passed" for e in events):
+            events.append(
+                RuleEvent(
+                    kind="passed",
+                    bar=n - 1,
+                    bar_time=m.index[n - 1],
+                    at=m.index[n - 1] + self.length,
+                    session_day=final.session_day.isoformat(),
+                    rule="",
+                    message="every passing condition met at the last session close of the data",
+                    balance_usd=float(balance[n - 1]),
+                    equity_usd=float(equity[n - 1]),
+                )
+            )
+        # the balances where each rule acted, in the final run (after its own flatten)
+        events = sorted(
+            (replace(e, balance_usd=float(balance[e.bar]), equity_usd=float(equity[e.bar])) for e in events),
+            key=lambda e: e.bar,
+        )
+        outcome: Outcome = "in_progress"
+        if final.failed is not None:
+            outcome = "failed"
+        elif final.passed_at is not None or any(e.kind == "passed" for e in events):
+            outcome = "passed"
+        values = compute_metrics(equity, position, trades, m.day_id, m.times_ns, cfg.initial_capital)
+        report = BacktestReport(
+            strategy=name,
+            params=dict(params),
+            config=cfg,
+            trades=trades_frame(trades, m.index),
+            equity=pd.Series(equity, index=m.index, name="equity_usd"),
+            position=pd.Series(position.astype(np.int64), index=m.index, name="contracts"),
+            metrics=Metrics.from_array(values),
+            rejected_entries=int(rejected),
+        )
+        return PackRun(
+            pack=pack,
+            report=report,
+            state=final,
+            outcome=outcome,
+            events=events,
+            daily=_daily_table(pack, m, equity, balance, self.walk),
+            statuses=evaluate(pack, final),
+            contracts=cfg.contracts,
+            blocked_entries=int(rejected),
+            iterations=self.iterations,
+            windows=self.masks.windows,
+        )
+
+
 def run_signals_under_pack(
     market: Market,
     signals: Signals,
@@ -407,107 +542,8 @@ def run_signals_under_pack(
 ) -> PackRun:
     """Run ready signals under ``pack`` (see the module docstring). ``config`` is used as given except
     for the pack's starting balance and contract cap (``pack_config``)."""
-    cfg = pack_config(pack, config)
-    if start_balance_usd is not None:
-        cfg = cfg.model_copy(update={"initial_capital": float(start_balance_usd)})
-    n = len(market.index)
-    masks = event_masks(market, pack, calendar)
-    no_entry, flatten = masks.no_entry.copy(), masks.flatten.copy()
-    initial = start(pack, market.index[0].to_pydatetime(), cfg.initial_capital)
-    length = bar_length(market.index)
-    known: set[tuple[str, int]] = set()
-    events: list[RuleEvent] = []
-    walk = _Walk()
-    opts = cfg.options()
-    iterations = 0
-    first, state = 0, initial
-    while True:
-        iterations += 1
-        equity, position, trades, rejected = run_signals(
-            market, signals, cfg, opts, no_entry=no_entry, flatten=flatten
-        )
-        balance = closed_balance(trades, n, cfg.initial_capital)
-        traded = fill_bars(trades, n)
-        state, hit = _walk(pack, market, equity, balance, traded, walk, first, state, known)
-        if hit is None or iterations >= MAX_ITERATIONS:
-            break
-        kind, bar, rule, message = hit
-        known.add((kind, bar))
-        events.append(
-            RuleEvent(
-                kind=kind,  # type: ignore[arg-type]
-                bar=bar,
-                bar_time=market.index[bar],
-                at=market.index[bar] + length,
-                session_day=walk.states[-1].session_day.isoformat(),
-                rule=rule,
-                message=message,
-                balance_usd=float(balance[bar]),
-                equity_usd=float(equity[bar]),
-            )
-        )
-        if kind == "stop_day":
-            flatten[bar] = True
-            same = np.flatnonzero(market.day_id == market.day_id[bar])
-            no_entry[bar + 1 : same[-1] + 1] = True
-        elif kind == "fail":  # flat, and nothing more, ever
-            flatten[bar] = True
-            no_entry[bar + 1 :] = True
-        else:  # passed at this session close: the challenge is over
-            flatten[bar] = True
-            no_entry[bar:] = True
-        first, state = walk.resume(bar, initial)
-    final = close_day(pack, state)
-    if final.passed_at is not None and not any(e.kind == "passed" for e in events):
-        last = n - 1
-        events.append(
-            RuleEvent(
-                kind="passed",
-                bar=last,
-                bar_time=market.index[last],
-                at=market.index[last] + length,
-                session_day=final.session_day.isoformat(),
-                rule="",
-                message="every passing condition met at the last session close of the data",
-                balance_usd=float(balance[last]),
-                equity_usd=float(equity[last]),
-            )
-        )
-    # the balances where each rule acted, in the final run (after its own flatten)
-    events = sorted(
-        (replace(e, balance_usd=float(balance[e.bar]), equity_usd=float(equity[e.bar])) for e in events),
-        key=lambda e: e.bar,
-    )
-    outcome: Outcome = (
-        "failed" if final.failed is not None else "passed" if final.passed_at is not None else "in_progress"
-    )
-    if any(e.kind == "passed" for e in events) and final.failed is None:
-        outcome = "passed"
-    values = compute_metrics(equity, position, trades, market.day_id, market.times_ns, cfg.initial_capital)
-    index = market.index
-    report = BacktestReport(
-        strategy=name,
-        params=dict(params),
-        config=cfg,
-        trades=trades_frame(trades, index),
-        equity=pd.Series(equity, index=index, name="equity_usd"),
-        position=pd.Series(position.astype(np.int64), index=index, name="contracts"),
-        metrics=Metrics.from_array(values),
-        rejected_entries=int(rejected),
-    )
-    return PackRun(
-        pack=pack,
-        report=report,
-        state=final,
-        outcome=outcome,
-        events=events,
-        daily=_daily_table(pack, market, equity, balance, walk),
-        statuses=evaluate(pack, final),
-        contracts=cfg.contracts,
-        blocked_entries=int(rejected),
-        iterations=iterations,
-        windows=masks.windows,
-    )
+    session = PackSession(market, config, pack, calendar=calendar, start_balance_usd=start_balance_usd)
+    return session.finish(signals, name=name, params=params)
 
 
 def backtest_under_pack(

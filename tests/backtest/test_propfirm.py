@@ -15,7 +15,7 @@ import pytest
 
 from nq_ray.backtest import BacktestConfig, run_backtest
 from nq_ray.backtest.engine import prepare_market
-from nq_ray.backtest.propfirm import backtest_under_pack, event_masks, pack_config
+from nq_ray.backtest.propfirm import PackSession, backtest_under_pack, event_masks, pack_config
 from nq_ray.backtest.strategies import BarData, Signals
 from nq_ray.propfirm.model import RulePack
 
@@ -179,3 +179,34 @@ def test_contracts_are_capped_at_the_packs_limit_in_mini_equivalents() -> None:
     assert pack_config(p, BacktestConfig(contracts=5)).contracts == 2
     assert pack_config(p, BacktestConfig(symbol="MNQ", contracts=50)).contracts == 20  # 10 micros a mini
     assert pack_config(p, BacktestConfig(contracts=1)).initial_capital == 50_000.0
+
+
+def test_a_session_advanced_bar_by_bar_ends_where_the_one_shot_run_does() -> None:
+    # The daily-loss frame again, with the signals revealed one bar at a time (as an agent backtest
+    # decides): the state at each close only depends on the signals of earlier bars.
+    mon = bars("2026-03-02 10:00", [20000, 20000, 19985, 19975, 19990, 20000, 20005])
+    tue = bars("2026-03-03 10:00", [20005, 20010, 20020, 20030])
+    frame = pd.concat([mon, tue])
+    p = pack(
+        {"kind": "daily_loss", "name": "daily_loss", "amount_usd": 500.0, "consequence": "stop_day"},
+        {"kind": "max_loss", "name": "max_loss", "amount_usd": 2000.0, "trailing": "static"},
+    )
+    cfg = BacktestConfig(**FREE)
+    market = prepare_market(frame, pack_config(p, cfg))
+    full = scripted(long_entries=[0, 4, 7])(market.data, {})
+
+    session = PackSession(market, cfg, p)
+    seen = []
+    for i in range(len(frame)):
+        known = Signals(
+            *(
+                np.where(np.arange(len(frame)) < i, a, False)
+                for a in (full.long_entry, full.long_exit, full.short_entry, full.short_exit)
+            )
+        )
+        seen.append(session.advance(known, i).stopped_day)
+    stepped = session.finish(full, name="scripted", params={})
+    one_shot = backtest_under_pack(frame, p, scripted(long_entries=[0, 4, 7]), config=cfg)
+
+    pd.testing.assert_frame_equal(stepped.report.trades, one_shot.report.trades)
+    assert seen[2] is None and seen[3] == "2026-03-02"  # known at bar 3's close, not before
