@@ -307,6 +307,8 @@ def _walk(
 ) -> tuple[PropState, tuple[str, int, str, str] | None]:
     """Mark bars ``first`` … ``last`` until a breach or pass not yet enforced:
     (state, (kind, bar, rule, message) or None)."""
+    if state.failed is not None:
+        return state, None  # a failed account is marked no more
     index, day = market.index, market.day_id
     n = len(index)
     prev_eq = equity[first - 1] if first else state.equity_usd
