@@ -12,7 +12,7 @@ outside services, and ``default`` is one when the server's ``data.default_source
 
 from __future__ import annotations
 
-from nq_ray.tools import agents, analysis, backtesting, data, execution, risk, scanning
+from nq_ray.tools import agents, analysis, backtesting, challenge, data, execution, risk, scanning
 from nq_ray.tools.registry import ToolSpec, spec_of
 
 
@@ -84,6 +84,13 @@ def specs() -> list[ToolSpec]:
             toolset="backtest",
             long_running=True,
             title="Walk-forward analysis",
+        ),
+        spec_of(
+            challenge.run_challenge,
+            "backtesting",
+            toolset="backtest",
+            long_running=True,
+            title="Prop-firm challenge",
         ),
         spec_of(
             scanning.scan_backtests,

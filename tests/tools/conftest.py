@@ -42,6 +42,7 @@ EXPECTED_TOOLS = {
     "run_walk_forward",
     "scan_market",
     "scan_backtests",
+    "run_challenge",
     "list_agents",
     "run_agent_task",
 }
@@ -74,6 +75,7 @@ VALID_CALLS: dict[str, dict[str, Any]] = {
     "run_walk_forward": {"grid": {"fast": [5, 10], "slow": [30, 50]}, "period": "1mo", "n_folds": 2},
     "scan_market": {"symbols": ["NQ", "ES"], "timeframes": ["1h"], "top": 5},
     "scan_backtests": {"symbols": ["NQ", "ES"], "timeframes": ["1h"], "min_trades": 5, "period": "1mo"},
+    "run_challenge": {"pack": "topstep-50k", "strategy": "sma_cross", "period": "1mo", "n_sims": 100},
     "list_agents": {},
     # needs the runtime's desk (Runtime.registry); a memory read asks no model
     "run_agent_task": {"agent_id": "analysis_agent", "type": "get_recent_memory", "parameters": {"n": 5}},
