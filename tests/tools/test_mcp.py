@@ -119,6 +119,7 @@ HINTS: dict[str, tuple[str, bool, bool, bool, bool]] = {
     "run_sweep": ("backtest", True, False, True, True),
     "run_walk_forward": ("backtest", True, False, True, True),
     "scan_backtests": ("backtest", True, False, True, True),
+    "run_challenge": ("backtest", True, False, True, True),
     "list_agents": ("agents", True, False, True, False),
     "run_agent_task": ("agents", False, True, False, False),  # a place_trade task orders
 }
