@@ -24,6 +24,7 @@ from nq_ray.agents.backtest import (
 from nq_ray.config import Settings
 from nq_ray.llm.router import LLMRouter
 from nq_ray.propfirm.model import RulePack
+from nq_ray.tools.args import resolve_source
 
 
 @dataclass(frozen=True)
@@ -69,15 +70,22 @@ async def run_agent_challenge(
 ) -> AgentChallenge:
     """The agent backtest of ``config`` under ``pack`` (a ``RulePack``, a bundled name or a YAML path)."""
     rules = load_rule_pack(settings, pack) if isinstance(pack, str) else pack
+    data = {"source": resolve_source(settings, "default")} if _source_of(config) == "default" else {}
     cfg = (
-        config
+        config.model_copy(update=data)
         if isinstance(config, AgentBacktestConfig)
-        else AgentBacktestConfig.model_validate(config or {})
+        else AgentBacktestConfig.model_validate({**(config or {}), **data})
     )
     out = await run_agent_backtest(
         settings, cfg, router=router, progress=progress, pack=rules, calendar=calendar
     )
     return AgentChallenge(backtest=out, pack=rules)
+
+
+def _source_of(config: AgentBacktestConfig | dict[str, Any] | None) -> str | None:
+    if isinstance(config, AgentBacktestConfig):
+        return config.source
+    return (config or {}).get("source")
 
 
 def format_agent_challenge(summary: dict[str, Any]) -> str:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from nq_ray.config import Settings
 from nq_ray.propfirm.model import RuleStatus
-from nq_ray.tools.args import BarsQuery, DataOrigin, Params, Strategy, origin
+from nq_ray.tools.args import BarsQuery, DataOrigin, Params, Strategy, origin, resolve_source
 from nq_ray.tools.backtesting import Costs, _common, _config, costs_of
 from nq_ray.tools.compute import offload
 from nq_ray.tools.context import current, report
@@ -68,7 +68,7 @@ class ChallengeReport(BaseModel):
     origin: DataOrigin
 
 
-def _challenge(
+def challenge_report(
     settings: Settings,
     common: dict[str, Any],
     pack: str,
@@ -92,7 +92,7 @@ def _challenge(
         _config(common["symbol"], costs),
         n_sims=n_sims,
         seed=seed,
-        source=common["source"],
+        source=resolve_source(settings, common["source"]),
         interval=common["interval"],
     )
     s = out.summary()
@@ -122,7 +122,15 @@ async def run_challenge(
     c = costs_of(costs, ctx.settings)
     report(0, 1, f"challenge {pack}: run and {n_sims} Monte Carlo paths")
     out = await offload(
-        _challenge, ctx.settings, _common(query, ctx.data_as_of), pack, strategy, params, c, n_sims, seed
+        challenge_report,
+        ctx.settings,
+        _common(query, ctx.data_as_of),
+        pack,
+        strategy,
+        params,
+        c,
+        n_sims,
+        seed,
     )
     report(1, 1, "done")
     return out

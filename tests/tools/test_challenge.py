@@ -59,3 +59,37 @@ async def test_the_challenge_runs_as_a_job(registry) -> None:
     assert state.status == "succeeded", state.error
     assert state.result is not None and state.result["pack"] == "topstep-50k"
     assert state.progress == state.total == 1
+
+
+# ---- the command line: `nq-ray challenge` (nq_ray/cli.py) runs the same report
+
+
+def test_the_command_prints_the_report_and_the_same_as_json() -> None:
+    from typer.testing import CliRunner
+
+    from nq_ray.cli import app
+
+    args = ["challenge", "--pack", "topstep-50k", "--strategy", "opening_range_breakout"]
+    args += ["--costs", '{"stop_loss_ticks": 80, "take_profit_ticks": 160}', "--n-sims", "200"]
+    text = CliRunner().invoke(app, args)
+    raw = CliRunner().invoke(app, [*args, "--json"])
+
+    assert text.exit_code == 0, text.output
+    assert "RESULT:" in text.output and "pass probability:" in text.output
+    out = json.loads(raw.output)
+    assert out["pack"] == "topstep-50k" and out["pass_probability"]["n_sims"] == 200
+    assert out["text"].splitlines()[2] in text.output  # the RESULT line
+
+
+def test_the_command_wants_a_strategy_or_an_agent() -> None:
+    from typer.testing import CliRunner
+
+    from nq_ray.cli import app
+
+    neither = CliRunner().invoke(app, ["challenge", "--pack", "topstep-50k"])
+    bad_json = CliRunner().invoke(
+        app, ["challenge", "--pack", "topstep-50k", "--strategy", "sma_cross", "--params", "{fast: 1"]
+    )
+
+    assert neither.exit_code == 2 and "error [invalid_argument]" in neither.output
+    assert bad_json.exit_code == 2 and "--params is not valid JSON" in bad_json.output
