@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nq_ray.backtest import BacktestConfig
+from nq_ray.backtest import BacktestConfig, best_params, sweep
 from nq_ray.backtest.challenge import (
     DayBlocks,
     event_only_blocks,
@@ -133,3 +133,26 @@ def test_challenge_on_the_nq_sample_is_seeded_and_reports_every_rule(nq_5m: pd.D
     late = exits[(exits.dt.hour * 60 + exits.dt.minute > 16 * 60 + 10) & (exits.dt.hour < 18)]
     assert late.empty
     assert "RESULT:" in format_challenge(s)
+
+
+def test_a_sweep_ranks_parameters_by_pass_probability(nq_5m: pd.DataFrame) -> None:
+    p = load_pack("topstep-50k")
+    cfg = BacktestConfig(stop_loss_ticks=80, take_profit_ticks=160)
+    grid = {"minutes": [15, 30, 60]}
+
+    table = sweep(nq_5m, "opening_range_breakout", grid, cfg, pack=p, rank_by="pass_probability", n_sims=200)
+
+    probs = table["pass_probability"].tolist()
+    assert probs == sorted(probs, reverse=True) and len(probs) == 3
+    for row in table.itertuples():  # each row is the challenge simulator's own estimate for its params
+        one = run_challenge(nq_5m, p, "opening_range_breakout", {"minutes": row.minutes}, cfg, n_sims=200)
+        assert one.probability is not None and row.pass_probability == one.probability.probability
+        assert row.pass_ci_low <= row.pass_probability <= row.pass_ci_high
+    assert best_params(table, "pass_probability") == {"minutes": int(table.minutes.iloc[0])}
+
+
+def test_ranking_by_pass_probability_needs_a_pack(nq_5m: pd.DataFrame) -> None:
+    from nq_ray.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match="needs a prop-firm pack"):
+        sweep(nq_5m, "sma_cross", {"fast": [5], "slow": [30]}, rank_by="pass_probability")
