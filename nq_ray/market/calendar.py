@@ -280,16 +280,16 @@ def _wall_time(text: str, where: str) -> datetime:
 
 def _localize(t: datetime, where: str) -> datetime:
     early, late = t.replace(tzinfo=NY, fold=0), t.replace(tzinfo=NY, fold=1)
-    if early.utcoffset() != late.utcoffset():
-        raise ConfigError(
-            f"{where}: {t:%Y-%m-%d %H:%M} is ambiguous in America/New_York (the clocks go back that "
-            "night); give the offset, e.g. -04:00 or -05:00",
-            time=t.isoformat(),
-        )
     if early.astimezone(ZoneInfo("UTC")).astimezone(NY).replace(tzinfo=None) != t:
         raise ConfigError(
             f"{where}: {t:%Y-%m-%d %H:%M} does not exist in America/New_York (the clocks go forward that "
             "night); give the offset",
+            time=t.isoformat(),
+        )
+    if early.utcoffset() != late.utcoffset():
+        raise ConfigError(
+            f"{where}: {t:%Y-%m-%d %H:%M} is ambiguous in America/New_York (the clocks go back that "
+            "night); give the offset, e.g. -04:00 or -05:00",
             time=t.isoformat(),
         )
     return early
