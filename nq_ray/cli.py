@@ -406,6 +406,95 @@ def backtest_agent(
     typer.echo(format_summary(summary))
 
 
+@app.command()
+@_errors_to_exit
+def challenge(
+    pack: Annotated[str, typer.Option(help="rule pack: topstep-50k, apex-50k, tpt-50k, ... or a YAML path")],
+    strategy: Annotated[str | None, typer.Option(help="a registered strategy, e.g. sma_cross")] = None,
+    params: Annotated[str | None, typer.Option(help='strategy parameters as JSON, e.g. {"fast": 10}')] = None,
+    agent: Annotated[
+        str | None,
+        typer.Option(
+            help="run the desk's agents instead: the analyst's LLM provider (rules = the offline rules "
+            "analyst; chain = the configured chain)"
+        ),
+    ] = None,
+    symbol: Symbol = "NQ",
+    interval: Interval = "5m",
+    source: Source = "default",
+    start: Annotated[str | None, typer.Option(help="first bar (date or time; naive = New York)")] = None,
+    end: Annotated[str | None, typer.Option(help="last bar")] = None,
+    costs: Annotated[
+        str | None,
+        typer.Option(help='contracts, commission, slippage, brackets as JSON, e.g. {"stop_loss_ticks": 80}'),
+    ] = None,
+    n_sims: Annotated[
+        int, typer.Option("--n-sims", help="Monte Carlo paths for the pass probability", min=0)
+    ] = 1000,
+    seed: Annotated[int, typer.Option(help="Monte Carlo seed", min=0)] = 0,
+    every: Annotated[int, typer.Option(help="--agent: one desk decision every N bars", min=1)] = 12,
+    as_json: Annotated[bool, typer.Option("--json", help="the full report as JSON")] = False,
+) -> None:
+    """Run a prop-firm evaluation (challenge) under a rule pack on historical bars, for a strategy or the
+    desk's agents: pass or fail with the rule, time and balances, daily P&L against each rule, and for a
+    strategy the pass probability from resampling trading days (docs/challenge.md)."""
+    from nq_ray.config import load_settings
+    from nq_ray.errors import InvalidArgumentError
+
+    if (strategy is None) == (agent is None):
+        raise InvalidArgumentError("give --strategy NAME (with --params JSON) or --agent ID, one of them")
+    settings = load_settings()
+    if agent is not None:
+        import asyncio
+
+        from nq_ray.agents.challenge import format_agent_challenge, run_agent_challenge
+
+        cfg = {
+            "symbol": symbol,
+            "interval": interval,
+            "source": source,
+            "start": start,
+            "end": end,
+            "every_bars": every,
+            "provider": None if agent == "chain" else agent,
+        }
+        out = asyncio.run(run_agent_challenge(settings, pack, cfg)).summary()
+        typer.echo(json.dumps(out, indent=2, default=str) if as_json else format_agent_challenge(out))
+        return
+    from nq_ray.tools.args import BarsQuery
+    from nq_ray.tools.backtesting import CostsArgs, costs_of
+    from nq_ray.tools.challenge import challenge_report
+
+    query = BarsQuery(symbol=symbol, interval=interval, source=source, start=start, end=end)
+    args = CostsArgs.model_validate(_json_arg(costs, "--costs")) if costs else None
+    report = challenge_report(
+        settings,
+        query.model_dump() | {"as_of": None},
+        pack,
+        str(strategy),
+        _json_arg(params, "--params"),
+        costs_of(args, settings),
+        n_sims,
+        seed,
+    )
+    typer.echo(report.model_dump_json(indent=2) if as_json else report.text)
+
+
+def _json_arg(text: str | None, name: str) -> Any:
+    """A JSON option's value (an object), or ``InvalidArgumentError`` naming the option."""
+    from nq_ray.errors import InvalidArgumentError
+
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidArgumentError(f"{name} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise InvalidArgumentError(f'{name} must be a JSON object, e.g. {{"fast": 10}}')
+    return value
+
+
 from nq_ray.desk_cli import desk_app  # noqa: E402  (the `nq-ray desk` commands)
 
 app.add_typer(desk_app, name="desk")

@@ -30,6 +30,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from nq_ray.errors import ConfigError, PathNotAllowedError
 from nq_ray.logs import redact_url
+from nq_ray.settings.events import EventSettings
 from nq_ray.settings.llm import LLMConfig
 from nq_ray.settings.propfirm import PropFirmSettings
 from nq_ray.settings.risk import RiskLimits
@@ -483,6 +484,7 @@ class Settings(BaseSettings):
     desk: DeskSettings = Field(default_factory=DeskSettings)
     ray: RaySettings = Field(default_factory=RaySettings)
     replay: ReplaySettings = Field(default_factory=ReplaySettings)
+    events: EventSettings = Field(default_factory=EventSettings)
     propfirm: PropFirmSettings = Field(default_factory=PropFirmSettings)
 
     @model_validator(mode="after")

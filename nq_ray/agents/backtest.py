@@ -11,6 +11,13 @@ rules), with ``contracts`` per entry (the kernel trades a fixed size; the desk's
 whether a trade is allowed). With an LLM, answers are cached by (provider, model, parameters, prompt
 hash), in the store when ``llm.cache`` is ``store``: a re-run asks the model nothing and reproduces
 every decision.
+
+Under a prop-firm rule pack (``pack``: a name or a YAML path, or a ``RulePack``), the run is the backtest
+under the pack (``nq_ray.backtest.propfirm.PackSession``): at each decision the account's state under the
+pack at that bar's close (from the decisions before it) goes to the point-in-time broker's gate
+(``check_order(prop=(pack, state))``), so the desk's orders are refused as the firm would refuse them
+(``prop_failed``, ``prop_stopped_day``, ``prop_flat_by``, ``prop_max_contracts``...); the kernel enforces the
+same pack on the fills (flat-by, news windows, stop for the day, fail), and a failed account ends the run.
 """
 
 from __future__ import annotations
@@ -29,10 +36,12 @@ from nq_ray.agents.agents import AnalysisAgent, LocalTools, RiskAgent
 from nq_ray.agents.models import AgentConfig
 from nq_ray.backtest import BacktestConfig, BacktestReport, Signals
 from nq_ray.backtest.engine import prepare_market, report_from_signals
+from nq_ray.backtest.propfirm import PackRun, PackSession
 from nq_ray.config import FillCosts, Settings
 from nq_ray.data.intervals import interval_length
 from nq_ray.errors import DataUnavailableError, InvalidArgumentError, InvalidBarsError
 from nq_ray.llm.router import LLMRouter
+from nq_ray.propfirm.model import RulePack
 from nq_ray.tools.context import ToolContext
 from nq_ray.tools.data import load
 from nq_ray.tools.registry import build_registry
@@ -64,6 +73,9 @@ class AgentBacktestConfig(FillCosts):
     reward_risk: float = Field(default=2.0, gt=0, le=50)
     contracts: int = Field(default=1, ge=1, le=1000, description="contracts per entry")
     initial_capital: float = Field(default=100_000.0, gt=0, le=1e10)
+    pack: str | None = Field(
+        default=None, max_length=512, description="a prop-firm rule pack to run under (name or YAML path)"
+    )
 
 
 class StepDecision(BaseModel):
@@ -97,6 +109,7 @@ class AgentBacktest:
     llm: dict[str, Any] = field(default_factory=dict)
     skipped: list[dict[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    prop: PackRun | None = None  # the run under the pack, when there is one
 
     def summary(self) -> dict[str, Any]:
         """JSON-able: the tools' ``BacktestResult`` of the report, plus decisions and LLM use."""
@@ -115,6 +128,7 @@ class AgentBacktest:
             "by_bias": {b: sum(d.bias == b for d in self.decisions) for b in ("long", "short", "flat")},
             "llm": self.llm,
             "seconds": round(self.seconds, 2),
+            "challenge": self.prop.summary() if self.prop is not None else None,
         }
 
 
@@ -157,9 +171,12 @@ async def run_agent_backtest(
     *,
     router: LLMRouter | None = None,
     progress: Callable[[int, int, StepDecision], None] | None = None,
+    pack: RulePack | None = None,
+    calendar: Any | None = None,
 ) -> AgentBacktest:
     """Run the desk's decisions over past bars (see the module docstring). ``router`` defaults to
-    ``settings.llm``'s chain (with its response cache, ``llm.cache``)."""
+    ``settings.llm``'s chain (with its response cache, ``llm.cache``). ``pack`` (or ``config.pack``):
+    run under a prop-firm rule pack; ``calendar``: the economic calendar of its news rules."""
     cfg = (
         config
         if isinstance(config, AgentBacktestConfig)
@@ -175,6 +192,14 @@ async def run_agent_backtest(
             "widen start/end or lower warmup_bars",
             bars=len(bars),
         )
+    if pack is None and cfg.pack is not None:
+        pack = load_rule_pack(settings, cfg.pack)
+    costs = settings.execution.costs().model_dump() | cfg.costs().model_dump(include=cfg.model_fields_set)
+    bt = BacktestConfig(
+        symbol=cfg.symbol, contracts=cfg.contracts, initial_capital=cfg.initial_capital, **costs
+    )
+    market = prepare_market(bars, bt)
+    session = PackSession(market, bt, pack, calendar=calendar) if pack is not None else None
     base = ToolContext.at(settings, bars.index[points[0]] + length)  # re-timed at each decision point
     registry = build_registry(base)
     tools = LocalTools(registry)
@@ -207,7 +232,13 @@ async def run_agent_backtest(
     try:
         for k, i in enumerate(points):
             as_of = bars.index[i] + length  # the close of bar i: the first moment it is known
-            registry.context = base.point_in_time(as_of)
+            prop = None
+            if session is not None and pack is not None:
+                state = session.advance(decision_signals(bars.index, steps), i)
+                if state.failed is not None:
+                    break  # the account failed under the pack: no more decisions
+                prop = (pack, state)
+            registry.context = base.point_in_time(as_of, prop)
             try:
                 report = await analysis.analyze_market(cfg.symbol)
                 assessment = await risk.assess_trade(report)
@@ -250,15 +281,15 @@ async def run_agent_backtest(
             if flush is not None:
                 await flush()
             await repo.close()
-    costs = settings.execution.costs().model_dump() | cfg.costs().model_dump(include=cfg.model_fields_set)
-    bt = BacktestConfig(
-        symbol=cfg.symbol, contracts=cfg.contracts, initial_capital=cfg.initial_capital, **costs
-    )
-    market = prepare_market(bars, bt)
     signals = decision_signals(bars.index, steps)
     name = f"agent:{cfg.provider or 'chain'}" + (f"/{cfg.model}" if cfg.model else "")
     params = {"every_bars": cfg.every_bars, "min_confidence": cfg.min_confidence, "risk_pct": cfg.risk_pct}
-    result = report_from_signals(market, signals, bt, name, params)
+    prop_run = None
+    if session is not None:
+        prop_run = session.finish(signals, name=name, params=params)
+        result = prop_run.report
+    else:
+        result = report_from_signals(market, signals, bt, name, params)
     return AgentBacktest(
         report=result,
         bars=bars,
@@ -267,7 +298,16 @@ async def run_agent_backtest(
         llm=llm,
         skipped=skipped,
         seconds=time.perf_counter() - t0,
+        prop=prop_run,
     )
+
+
+def load_rule_pack(settings: Settings, name: str) -> RulePack:
+    """A pack by name or path, the user's ``propfirm.packs_dir`` included."""
+    from nq_ray.propfirm.packs import load_pack
+
+    extra = [settings.propfirm.packs_dir] if settings.propfirm.packs_dir is not None else []
+    return load_pack(name, extra_dirs=extra)
 
 
 async def _router(settings: Settings) -> tuple[LLMRouter, Any]:

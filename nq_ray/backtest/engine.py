@@ -23,7 +23,7 @@ from nq_ray.backtest.kernel import (
     T_PNL,
     T_REASON,
     T_SIDE,
-    simulate,
+    simulate_masked,
 )
 from nq_ray.backtest.stats import Metrics, compute_metrics, day_ids
 from nq_ray.backtest.strategies import BarData, SignalFunction, Signals, Strategy, get_strategy
@@ -125,8 +125,17 @@ def prepare_market(bars: pd.DataFrame, config: BacktestConfig, min_bars: int = 2
     )
 
 
-def run_signals(market: Market, signals: Signals, config: BacktestConfig, options: np.ndarray | None = None):
-    """The kernel over prepared bars and signals: (equity, position, trades matrix, n_rejected)."""
+def run_signals(
+    market: Market,
+    signals: Signals,
+    config: BacktestConfig,
+    options: np.ndarray | None = None,
+    *,
+    no_entry: np.ndarray | None = None,
+    flatten: np.ndarray | None = None,
+):
+    """The kernel over prepared bars and signals: (equity, position, trades matrix, n_rejected).
+    ``no_entry``/``flatten``: a prop-firm pack's bar masks (``kernel.simulate_masked``)."""
     d = market.data
     short_entry = signals.short_entry if config.allow_short else np.zeros_like(signals.short_entry)
     stop = signals.stop_price if signals.stop_price is not None else None
@@ -138,7 +147,8 @@ def run_signals(market: Market, signals: Signals, config: BacktestConfig, option
     else:
         stop = target = _EMPTY
     opts = config.options() if options is None else options
-    equity, position, trades, _, rejected = simulate(
+    none = np.empty(0, dtype=np.bool_)
+    equity, position, trades, _, rejected = simulate_masked(
         d.open,
         d.high,
         d.low,
@@ -152,6 +162,8 @@ def run_signals(market: Market, signals: Signals, config: BacktestConfig, option
         market.tradable,
         market.session_end,
         opts,
+        none if no_entry is None else np.ascontiguousarray(no_entry, dtype=np.bool_),
+        none if flatten is None else np.ascontiguousarray(flatten, dtype=np.bool_),
     )
     return equity, position, trades, rejected
 

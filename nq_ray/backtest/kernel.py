@@ -60,8 +60,16 @@ T_MAE = 9  # USD, ≤ 0
 T_MFE = 10  # USD, ≥ 0
 N_TRADE_COLS = 11
 
-EXIT_REASONS = ("signal", "stop_loss", "take_profit", "session_end", "margin_call", "end_of_data")
-R_SIGNAL, R_STOP, R_TARGET, R_SESSION, R_MARGIN, R_END = 0, 1, 2, 3, 4, 5
+EXIT_REASONS = (
+    "signal",
+    "stop_loss",
+    "take_profit",
+    "session_end",
+    "margin_call",
+    "end_of_data",
+    "prop_rule",
+)
+R_SIGNAL, R_STOP, R_TARGET, R_SESSION, R_MARGIN, R_END, R_PROP = 0, 1, 2, 3, 4, 5, 6
 
 
 @njit(cache=True)
@@ -126,6 +134,50 @@ def simulate(
     Returns (equity USD at each close, signed position at each close, trades matrix, n_trades,
     n_rejected_entries).
     """
+    none = np.empty(0, dtype=np.bool_)
+    return simulate_masked(
+        open_,
+        high,
+        low,
+        close,
+        long_entry,
+        long_exit,
+        short_entry,
+        short_exit,
+        stop_price,
+        target_price,
+        tradable,
+        session_end,
+        opts,
+        none,
+        none,
+    )
+
+
+@njit(cache=True)
+def simulate_masked(
+    open_,
+    high,
+    low,
+    close,
+    long_entry,
+    long_exit,
+    short_entry,
+    short_exit,
+    stop_price,
+    target_price,
+    tradable,
+    session_end,
+    opts,
+    no_entry,
+    flatten,
+):
+    """``simulate`` with two rule masks (bool, length n, or length 0 = none), for a prop-firm pack:
+    ``no_entry[i]``: no entry fills during bar i (a market entry due at its open is dropped and counted
+    as rejected, a working limit/stop entry is cancelled); ``flatten[i]``: at bar i's close the position
+    closes (exit reason ``prop_rule``, market fill with slippage), the pending and working orders are
+    cancelled, and no signal on that close opens a position.
+    """
     n = close.shape[0]
     pv = opts[O_POINT_VALUE]
     tick = opts[O_TICK]
@@ -144,6 +196,8 @@ def simulate(
     mm = opts[O_MAINT_MARGIN]
     margin_check = opts[O_MARGIN_CHECK] > 0.5
     has_px = stop_price.shape[0] == n
+    has_block = no_entry.shape[0] == n
+    has_flat = flatten.shape[0] == n
 
     equity = np.empty(n, dtype=np.float64)
     position = np.zeros(n, dtype=np.float64)
@@ -188,7 +242,9 @@ def simulate(
                     k += 1
                     cash += g - cx
                     side = 0
-                if target != 0 and side == 0:
+                if target != 0 and side == 0 and has_block and no_entry[i]:
+                    rejected += 1  # a prop-firm rule blocks entries on this bar
+                elif target != 0 and side == 0:
                     if entry_type == 0:
                         if margin_check and cash < im * qty:
                             rejected += 1
@@ -208,6 +264,8 @@ def simulate(
                         # po_px was set when the signal was seen
                 pend = 0
             # 2. a working limit / stop entry order
+            if po_side != 0 and side == 0 and has_block and no_entry[i]:
+                po_side = 0  # cancelled: a prop-firm rule blocks entries on this bar
             if po_side != 0 and side == 0:
                 if entry_type == 1:  # limit: at the price or better, no slippage
                     px = limit_fill_price(o, h, lo, po_side, po_px, tick)
@@ -258,6 +316,16 @@ def simulate(
                     k += 1
                     cash += g - cx
                     side = 0
+            # 4b. a prop-firm rule flattens at this close
+            if has_flat and flatten[i]:
+                po_side = 0
+                pend = 0
+                if side != 0:
+                    x = market_fill_price(c, -side, slip_ticks, tick)
+                    g, cx = _book(trades, k, e_idx, i, side, qty, e_px, x, pv, commission, R_PROP, mae, mfe)
+                    k += 1
+                    cash += g - cx
+                    side = 0
             # 5. maintenance margin on the close
             if margin_check and side != 0 and cash + (c - e_px) * side * pv * qty < mm * qty:
                 x = market_fill_price(c, -side, slip_ticks, tick)
@@ -265,9 +333,14 @@ def simulate(
                 k += 1
                 cash += g - cx
                 side = 0
-        # 6. signals on this close → the next order
+        # 6. signals on this close → the next order (none opens on a prop-firm flatten bar)
         le = long_entry[i] and not long_exit[i]
         se = short_entry[i] and not short_exit[i]
+        if has_flat and flatten[i]:
+            if (le or se) and tradable[i]:
+                rejected += 1  # an entry signal on a prop-firm flatten bar is refused
+            le = False
+            se = False
         eff = side
         if pend != 0:
             eff = 0 if pend == 2 else pend
@@ -314,7 +387,7 @@ def simulate(
                     cash += g - cx
                     side = 0
                 if target != 0 and entry_type == 0:
-                    if margin_check and cash < im * qty:
+                    if (margin_check and cash < im * qty) or (has_block and no_entry[i]):
                         rejected += 1
                     else:
                         side = target

@@ -21,9 +21,11 @@ from nq_ray.analysis.scanner import cancel_refs
 from nq_ray.backtest.config import BacktestConfig
 from nq_ray.backtest.engine import BacktestReport, Market, prepare_market, run_backtest, run_signals
 from nq_ray.backtest.kernel import simulate
+from nq_ray.backtest.propfirm import pack_config
 from nq_ray.backtest.stats import METRIC_NAMES, N_METRICS, compute_metrics, metrics_frame
 from nq_ray.backtest.strategies import BarData, SignalFunction, Strategy, get_strategy
 from nq_ray.errors import InvalidArgumentError
+from nq_ray.propfirm.model import RulePack
 
 Progress = Callable[[int, int], None]
 """``progress(done, total)``: called as chunks (or symbols, or folds) finish."""
@@ -36,6 +38,8 @@ IN_PROCESS_CHUNKS = 8
 """Default chunks of a sweep without Ray: progress (and a cancel) between them."""
 
 _CROSS = {"sma_cross": "sma", "ema_cross": "ema"}
+PASS_PROBABILITY = "pass_probability"
+"""``rank_by`` value (and column) of a sweep under a prop-firm pack: the Monte Carlo pass probability."""
 _EMPTY = np.empty(0, dtype=np.float64)
 
 
@@ -208,6 +212,23 @@ def _generic_chunk(payload_ref: Any, combos: list[dict[str, Any]]) -> np.ndarray
     return out
 
 
+def _pass_chunk(payload_ref: Any, combos: list[dict[str, Any]]) -> np.ndarray:
+    """(pass probability, 95% low, 95% high) of each combination under the payload's pack."""
+    from nq_ray.backtest.challenge import event_only_blocks, pass_probability
+
+    p = get_shared(payload_ref)
+    market: Market = p["market"]
+    strat: Strategy = p["strategy"]
+    data = BarData.from_frame(market.data.frame)
+    m = Market(data, market.tradable, market.session_end, market.day_id, market.times_ns)
+    out = np.empty((len(combos), 3), dtype=np.float64)
+    for j, params in enumerate(combos):
+        blocks = event_only_blocks(m, strat.signals(data, params), p["config"], p["pack"])
+        r = pass_probability(blocks, p["pack"], n_sims=p["n_sims"], seed=p["seed"])
+        out[j] = (r.probability, r.ci_low, r.ci_high)
+    return out
+
+
 def expand_grid(strategy: Strategy, grid: Mapping[str, Sequence[Any]]) -> tuple[list[dict[str, Any]], int]:
     """Every valid combination of ``grid`` (resolved with defaults) and the number skipped as invalid
     (e.g. fast ≥ slow). Unknown parameter names raise ``InvalidArgumentError``."""
@@ -244,8 +265,18 @@ def sweep(
     workers: int | None = None,
     progress: Progress | None = None,
     parallel: bool | None = None,
+    pack: RulePack | None = None,
+    rank_by: str | None = None,
+    n_sims: int = 500,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """One row of metrics per valid parameter combination (grid order), parameters first.
+
+    With a prop-firm ``pack`` the runs start at the pack's balance with its contract cap, and each row
+    gains ``pass_probability`` (with ``pass_ci_low``/``pass_ci_high``): the challenge simulator's Monte
+    Carlo estimate (``nq_ray.backtest.challenge``, ``n_sims`` resampled day paths, the same ``seed`` for
+    every row, so rows are compared on the same draws). ``rank_by`` (a metric, or ``pass_probability``
+    with a pack) sorts the rows best first instead of grid order.
 
     Combinations are split into ``chunks`` Ray tasks (default 4 per CPU, at most ``workers`` in flight)
     over one ``ray.put`` copy of the arrays when Ray is initialised (and ``parallel`` is not False);
@@ -253,6 +284,14 @@ def sweep(
     raise to stop the sweep, which cancels the chunks in flight.
     """
     config = config or BacktestConfig()
+    if rank_by == PASS_PROBABILITY and pack is None:
+        raise InvalidArgumentError("rank_by='pass_probability' needs a prop-firm pack (pack=load_pack(...))")
+    if rank_by is not None and rank_by not in (*METRIC_NAMES, PASS_PROBABILITY):
+        raise InvalidArgumentError(
+            f"unknown rank_by {rank_by!r}; known: {', '.join(METRIC_NAMES)}, {PASS_PROBABILITY}"
+        )
+    if pack is not None:
+        config = pack_config(pack, config)
     strat = get_strategy(strategy)
     combos, skipped = expand_grid(strat, grid)
     warm = max(strat.warmup(c) for c in combos)
@@ -298,6 +337,23 @@ def sweep(
     metrics = metrics_frame(np.vstack(results))
     params = pd.DataFrame(combos)
     out = pd.concat([params, metrics], axis=1)
+    if pack is not None:
+        payload = put_shared(
+            {
+                "market": market,
+                "strategy": strat,
+                "config": config,
+                "pack": pack,
+                "n_sims": n_sims,
+                "seed": seed,
+            },
+            parallel,
+        )
+        calls = [(payload, [combos[i] for i in p]) for p in parts]
+        probs = np.vstack(map_tasks(_pass_chunk, calls, progress, workers, parallel))
+        out[PASS_PROBABILITY], out["pass_ci_low"], out["pass_ci_high"] = probs[:, 0], probs[:, 1], probs[:, 2]
+    if rank_by is not None:
+        out = out.sort_values(rank_by, ascending=False, kind="stable").reset_index(drop=True)
     out.attrs["skipped_combinations"] = skipped
     out.attrs["strategy"] = strat.name
     return out
@@ -307,11 +363,16 @@ def best_params(
     table: pd.DataFrame, metric: str = "sharpe", params: Sequence[str] | None = None
 ) -> dict[str, Any]:
     """The parameters of the row with the highest ``metric`` (first row on ties)."""
-    if metric not in METRIC_NAMES:
+    if metric not in METRIC_NAMES and not (metric == PASS_PROBABILITY and metric in table.columns):
         raise InvalidArgumentError(
             f"unknown metric {metric!r}; known: {', '.join(METRIC_NAMES)}", metric=metric
         )
-    names = list(params) if params is not None else [c for c in table.columns if c not in METRIC_NAMES]
+    extra = (PASS_PROBABILITY, "pass_ci_low", "pass_ci_high")
+    names = (
+        list(params)
+        if params is not None
+        else [c for c in table.columns if c not in METRIC_NAMES and c not in extra]
+    )
     row = table.iloc[int(np.argmax(table[metric].to_numpy()))]
     return {k: (row[k].item() if hasattr(row[k], "item") else row[k]) for k in names}
 

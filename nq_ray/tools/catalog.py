@@ -12,7 +12,17 @@ outside services, and ``default`` is one when the server's ``data.default_source
 
 from __future__ import annotations
 
-from nq_ray.tools import agents, analysis, backtesting, data, execution, risk, scanning
+from nq_ray.tools import (
+    agents,
+    analysis,
+    backtesting,
+    calendar,
+    challenge,
+    data,
+    execution,
+    risk,
+    scanning,
+)
 from nq_ray.tools.registry import ToolSpec, spec_of
 
 
@@ -26,6 +36,7 @@ def specs() -> list[ToolSpec]:
         # calendar
         spec_of(data.get_market_hours, "data", toolset="calendar", title="Market hours"),
         spec_of(data.get_session_calendar, "data", toolset="calendar", title="Session calendar"),
+        spec_of(calendar.get_economic_calendar, "calendar", title="Economic calendar", open_world=False),
         # analysis
         spec_of(analysis.calculate_technical_indicators, "analysis", title="Technical indicators"),
         spec_of(analysis.detect_patterns, "analysis", title="Chart and candlestick patterns"),
@@ -84,6 +95,13 @@ def specs() -> list[ToolSpec]:
             toolset="backtest",
             long_running=True,
             title="Walk-forward analysis",
+        ),
+        spec_of(
+            challenge.run_challenge,
+            "backtesting",
+            toolset="backtest",
+            long_running=True,
+            title="Prop-firm challenge",
         ),
         spec_of(
             scanning.scan_backtests,

@@ -110,9 +110,10 @@ class ToolContext:
         ``point_in_time``). Needs no runtime: it has no broker to reach and publishes nothing."""
         return cls(settings=settings).point_in_time(as_of)
 
-    def point_in_time(self, as_of: datetime | str | pd.Timestamp) -> ToolContext:
+    def point_in_time(self, as_of: datetime | str | pd.Timestamp, prop: Any = None) -> ToolContext:
         """A copy of this context that sees only data up to ``as_of``, publishes nothing and sends no
-        orders (its broker is a ``PointInTimeBroker``)."""
+        orders (its broker is a ``PointInTimeBroker``; ``prop``: a prop-firm ``(pack, state)`` its gate
+        applies, as the agent backtest under a pack passes it)."""
         at = as_utc(as_of)
         return replace(
             self,
@@ -120,7 +121,7 @@ class ToolContext:
             publish=None,
             broker_factory=None,
             desk_factory=None,
-            _broker=PointInTimeBroker(self.settings, at),
+            _broker=PointInTimeBroker(self.settings, at, prop),
         )
 
     def broker(self) -> BrokerPort:
@@ -175,10 +176,11 @@ class PointInTimeBroker:
     ``portfolio``; ``place_order`` and ``manage_position`` raise ``PointInTimeError`` (a replay or a
     backtest never sends an order to the live book)."""
 
-    def __init__(self, settings: Settings, as_of: datetime) -> None:
+    def __init__(self, settings: Settings, as_of: datetime, prop: Any = None) -> None:
         from nq_ray.execution.broker import Broker
 
         self.as_of = as_of
+        self.prop = prop  # (RulePack, PropState) or None
         self.book = Broker(
             limits=settings.risk.limits,
             starting_balance_usd=settings.risk.account_size_usd,
@@ -189,7 +191,21 @@ class PointInTimeBroker:
     async def check_order(self, order: Order | Mapping[str, Any]) -> RiskVerdict:
         from nq_ray.execution.broker import parse_order
 
-        return self.book.check(parse_order(order), self.as_of)
+        if self.prop is None:
+            return self.book.check(parse_order(order), self.as_of)
+        from nq_ray.risk.gate import check_order
+
+        b, at = self.book, self.as_of
+        return check_order(
+            parse_order(order),
+            b.account_state(at),
+            b.limits,
+            mark_price=b.mark_prices() or None,
+            clock=lambda: at,
+            halt_reason=b.halt_reason,
+            settings_version=b.settings_version,
+            prop=self.prop,
+        )
 
     async def portfolio(self) -> dict[str, Any]:
         acct = self.book.account(self.as_of)

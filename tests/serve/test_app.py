@@ -129,6 +129,7 @@ def test_schemathesis_finds_every_response_content_type_documented(settings) -> 
 
     heavy = {"/api/tools/run_sweep", "/api/tools/run_walk_forward", "/api/tools/compare_strategies"}
     heavy |= {"/api/tools/scan_market", "/api/tools/scan_backtests"}  # tests/serve/test_scan_jobs.py
+    heavy |= {"/api/tools/run_challenge"}  # tests/tools/test_challenge.py
     with ThreadedUvicorn(build_app(settings, use_actors=False)) as server:
         schema = schemathesis.openapi.from_url(server.url + "/openapi.json")
         failures: list[str] = []

@@ -23,6 +23,7 @@ EXPECTED_TOOLS = {
     "get_historical_data",
     "get_market_hours",
     "get_session_calendar",
+    "get_economic_calendar",
     "get_contract_info",
     "calculate_technical_indicators",
     "detect_patterns",
@@ -42,6 +43,7 @@ EXPECTED_TOOLS = {
     "run_walk_forward",
     "scan_market",
     "scan_backtests",
+    "run_challenge",
     "list_agents",
     "run_agent_task",
 }
@@ -52,6 +54,7 @@ VALID_CALLS: dict[str, dict[str, Any]] = {
     "get_historical_data": {"symbol": "NQ", "interval": "1h", "period": "5d", "limit": 50},
     "get_market_hours": {"at": "2026-03-09T10:00-04:00"},
     "get_session_calendar": {"start": "2026-11-23", "days": 7},
+    "get_economic_calendar": {"start": "2026-03-01", "end": "2026-03-31", "kinds": ["fomc", "nfp"]},
     "get_contract_info": {"symbol": "MNQ"},
     "calculate_technical_indicators": {"indicators": ["rsi", "macd"], "tail": 3},
     "detect_patterns": {"chart_bars": 300},
@@ -74,6 +77,7 @@ VALID_CALLS: dict[str, dict[str, Any]] = {
     "run_walk_forward": {"grid": {"fast": [5, 10], "slow": [30, 50]}, "period": "1mo", "n_folds": 2},
     "scan_market": {"symbols": ["NQ", "ES"], "timeframes": ["1h"], "top": 5},
     "scan_backtests": {"symbols": ["NQ", "ES"], "timeframes": ["1h"], "min_trades": 5, "period": "1mo"},
+    "run_challenge": {"pack": "topstep-50k", "strategy": "sma_cross", "period": "1mo", "n_sims": 100},
     "list_agents": {},
     # needs the runtime's desk (Runtime.registry); a memory read asks no model
     "run_agent_task": {"agent_id": "analysis_agent", "type": "get_recent_memory", "parameters": {"n": 5}},
