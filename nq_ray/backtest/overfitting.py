@@ -308,3 +308,71 @@ def _score(
     is_val[sl] = is_m[rows, best]
     oos_val[sl] = v
     omega[sl] = rank / (n_cfg + 1.0)
+
+
+# --- a sweep's selection --------------------------------------------------------------------------
+
+
+def selection_statistics(
+    trial_sharpes: Any,
+    best_returns: Any,
+    *,
+    periods_per_year: float = 252.0,
+    pbo_returns: Any = None,
+    n_splits: int = 16,
+) -> dict[str, Any]:
+    """What a careful quant asks of a sweep's winner: the number of trials, the winner's per-period
+    Sharpe, skew and kurtosis from ``best_returns`` (its per-period returns), the variance of the
+    trials' Sharpe ratios (``trial_sharpes`` are annualised with ``periods_per_year``, as the sweep's
+    ``sharpe`` column is, and converted to per period), E[max SR] of that many unskilled trials, the
+    winner's PSR (benchmark 0) and DSR, and — given ``pbo_returns`` (periods × trials) — the CSCV PBO.
+    Fewer than 2 returns leave PSR and DSR as None."""
+    sr_all = np.asarray(trial_sharpes, dtype=np.float64).ravel() / math.sqrt(periods_per_year)
+    sr_all = sr_all[np.isfinite(sr_all)]
+    n_trials = int(sr_all.size)
+    if n_trials < 1:
+        raise InvalidArgumentError("no finite Sharpe ratio among the trials; nothing to deflate")
+    var = float(np.var(sr_all, ddof=1)) if n_trials > 1 else 0.0
+    r = np.asarray(best_returns, dtype=np.float64).ravel()
+    r = r[np.isfinite(r)]
+    out: dict[str, Any] = {
+        "n_trials": n_trials,
+        "n_obs": int(r.size),
+        "sharpe_variance": var,
+        "expected_max_sharpe": expected_max_sharpe(n_trials, var),
+        "best_sharpe": None,
+        "skew": None,
+        "kurtosis": None,
+        "psr": None,
+        "dsr": None,
+        "pbo": None,
+    }
+    if r.size >= 2:
+        sd = float(r.std(ddof=1))
+        sr = float(r.mean()) / sd if sd > 0 else 0.0
+        skew = float(_skew(r)) if sd > 0 else 0.0
+        kurt = max(float(_kurtosis(r)), 1.0 + skew * skew) if sd > 0 else 3.0  # ≥ 1 + γ₃², rounding
+        out.update(
+            best_sharpe=sr,
+            skew=skew,
+            kurtosis=kurt,
+            psr=probabilistic_sharpe_ratio(sr, r.size, 0.0, skew, kurt),
+            dsr=deflated_sharpe_ratio(sr, r.size, n_trials, var, skew, kurt),
+        )
+    if pbo_returns is not None:
+        out["pbo"] = probability_of_backtest_overfitting(pbo_returns, n_splits).to_dict()
+    return out
+
+
+def _skew(r: np.ndarray) -> float:
+    """Sample skewness m₃ / m₂^1.5 (moments about the mean, as the papers estimate γ₃)."""
+    d = r - r.mean()
+    m2 = float(np.mean(d * d))
+    return float(np.mean(d**3)) / m2**1.5
+
+
+def _kurtosis(r: np.ndarray) -> float:
+    """Sample (plain, not excess) kurtosis m₄ / m₂², 3 for normal returns."""
+    d = r - r.mean()
+    m2 = float(np.mean(d * d))
+    return float(np.mean(d**4)) / (m2 * m2)

@@ -21,6 +21,7 @@ from nq_ray.analysis.scanner import cancel_refs
 from nq_ray.backtest.config import BacktestConfig
 from nq_ray.backtest.engine import BacktestReport, Market, prepare_market, run_backtest, run_signals
 from nq_ray.backtest.kernel import simulate
+from nq_ray.backtest.overfitting import selection_statistics
 from nq_ray.backtest.propfirm import pack_config
 from nq_ray.backtest.stats import METRIC_NAMES, N_METRICS, compute_metrics, metrics_frame
 from nq_ray.backtest.strategies import BarData, SignalFunction, Strategy, get_strategy
@@ -229,6 +230,25 @@ def _pass_chunk(payload_ref: Any, combos: list[dict[str, Any]]) -> np.ndarray:
     return out
 
 
+def _returns_chunk(payload_ref: Any, combos: list[dict[str, Any]]) -> np.ndarray:
+    """Daily session returns (days × combinations) of each combination, as ``compute_metrics`` takes
+    them: equity at each session's last bar over the previous one's (the first over the capital)."""
+    p = get_shared(payload_ref)
+    market: Market = p["market"]
+    strat: Strategy = p["strategy"]
+    config: BacktestConfig = p["config"]
+    opts = config.options()
+    data = BarData.from_frame(market.data.frame)
+    m = Market(data, market.tradable, market.session_end, market.day_id, market.times_ns)
+    last = np.flatnonzero(np.r_[m.day_id[1:] != m.day_id[:-1], True])
+    out = np.empty((last.size, len(combos)), dtype=np.float64)
+    for j, params in enumerate(combos):
+        equity = run_signals(m, strat.signals(data, params), config, opts)[0][last]
+        prev = np.r_[config.initial_capital, equity[:-1]]
+        out[:, j] = np.divide(equity - prev, prev, out=np.zeros_like(prev), where=prev > 0)
+    return out
+
+
 def expand_grid(strategy: Strategy, grid: Mapping[str, Sequence[Any]]) -> tuple[list[dict[str, Any]], int]:
     """Every valid combination of ``grid`` (resolved with defaults) and the number skipped as invalid
     (e.g. fast ≥ slow). Unknown parameter names raise ``InvalidArgumentError``."""
@@ -269,6 +289,8 @@ def sweep(
     rank_by: str | None = None,
     n_sims: int = 500,
     seed: int = 0,
+    pbo: bool = False,
+    pbo_splits: int = 16,
 ) -> pd.DataFrame:
     """One row of metrics per valid parameter combination (grid order), parameters first.
 
@@ -277,6 +299,11 @@ def sweep(
     Carlo estimate (``nq_ray.backtest.challenge``, ``n_sims`` resampled day paths, the same ``seed`` for
     every row, so rows are compared on the same draws). ``rank_by`` (a metric, or ``pass_probability``
     with a pack) sorts the rows best first instead of grid order.
+
+    ``table.attrs["overfitting"]`` reports the selection (``overfitting.selection_statistics``): the
+    number of trials, the best-Sharpe row's parameters, PSR and deflated Sharpe ratio (its daily returns
+    from one more run), and with ``pbo`` the CSCV probability of backtest overfitting over every row's
+    daily returns in ``pbo_splits`` blocks (one more run of every row: as long again as the sweep).
 
     Combinations are split into ``chunks`` Ray tasks (default 4 per CPU, at most ``workers`` in flight)
     over one ``ray.put`` copy of the arrays when Ray is initialised (and ``parallel`` is not False);
@@ -352,11 +379,39 @@ def sweep(
         calls = [(payload, [combos[i] for i in p]) for p in parts]
         probs = np.vstack(map_tasks(_pass_chunk, calls, progress, workers, parallel))
         out[PASS_PROBABILITY], out["pass_ci_low"], out["pass_ci_high"] = probs[:, 0], probs[:, 1], probs[:, 2]
+    out.attrs["overfitting"] = _selection(market, strat, config, combos, out, pbo, pbo_splits, parallel)
     if rank_by is not None:
         out = out.sort_values(rank_by, ascending=False, kind="stable").reset_index(drop=True)
     out.attrs["skipped_combinations"] = skipped
     out.attrs["strategy"] = strat.name
     return out
+
+
+def _selection(
+    market: Market,
+    strat: Strategy,
+    config: BacktestConfig,
+    combos: list[dict[str, Any]],
+    table: pd.DataFrame,
+    pbo: bool,
+    n_splits: int,
+    parallel: bool | None,
+) -> dict[str, Any]:
+    """``selection_statistics`` of a sweep in grid order: the best-Sharpe row re-run for its daily
+    returns, every row re-run (Ray chunks when running) when ``pbo`` asks for them."""
+    sharpes = table["sharpe"].to_numpy()
+    best = int(np.argmax(np.where(np.isfinite(sharpes), sharpes, -np.inf)))
+    payload = {"market": market, "strategy": strat, "config": config}
+    best_returns = _returns_chunk(payload, [combos[best]])[:, 0]
+    matrix = None
+    if pbo:
+        shared = put_shared(payload, parallel)
+        parts = [p for p in np.array_split(np.arange(len(combos)), IN_PROCESS_CHUNKS) if p.size]
+        calls = [(shared, [combos[i] for i in p]) for p in parts]
+        matrix = np.hstack(map_tasks(_returns_chunk, calls, parallel=parallel))
+    stats = selection_statistics(sharpes, best_returns, pbo_returns=matrix, n_splits=n_splits)
+    stats["best_params"] = {k: (v.item() if hasattr(v, "item") else v) for k, v in combos[best].items()}
+    return stats
 
 
 def best_params(

@@ -7,9 +7,11 @@ import itertools
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
+from nq_ray.backtest import run_backtest, sweep
 from nq_ray.backtest.overfitting import (
     deflated_sharpe_ratio,
     expected_max_sharpe,
@@ -182,3 +184,50 @@ def test_pbo_with_a_metric_function_equals_the_vectorised_mean():
 def test_pbo_rejects_bad_input_with_a_clear_message(returns, n_splits, match):
     with pytest.raises(InvalidArgumentError, match=match):
         probability_of_backtest_overfitting(returns, n_splits=n_splits)
+
+
+# --- a sweep reports its selection -----------------------------------------------------------------
+GRID = {"fast": [5, 10, 20], "slow": [30, 50, 100]}
+
+
+def _session_returns(report):
+    """Daily session returns read off run_backtest's equity curve with pandas: the last equity of each CME
+    session date (18:00 ET starts the next) over the previous one, the first over the capital."""
+    eq = report.equity
+    ny = eq.index.tz_convert("America/New_York")
+    session = (ny + pd.Timedelta(hours=6)).date  # 18:00 ET belongs to the next session date
+    last = eq.groupby(session).last().to_numpy()
+    prev = np.r_[report.config.initial_capital, last[:-1]]
+    return (last - prev) / prev
+
+
+def test_sweep_reports_trials_and_the_dsr_of_its_best_sharpe_row(nq_bars):
+    table = sweep(nq_bars, "sma_cross", GRID)
+    stats_ = table.attrs["overfitting"]
+
+    best = table.iloc[int(np.argmax(table["sharpe"].to_numpy()))]
+    report = run_backtest(nq_bars, "sma_cross", {"fast": int(best.fast), "slow": int(best.slow)})
+    r = _session_returns(report)
+    sr = r.mean() / r.std(ddof=1)
+    v = np.var(table["sharpe"].to_numpy() / math.sqrt(252), ddof=1)
+    g3, g4 = stats.skew(r), stats.kurtosis(r, fisher=False)
+    assert stats_["n_trials"] == len(table) == 9 and stats_["n_obs"] == len(r) == best.n_days
+    assert stats_["best_params"] == {"fast": int(best.fast), "slow": int(best.slow)}
+    assert stats_["best_sharpe"] * math.sqrt(252) == pytest.approx(best.sharpe, rel=1e-9)
+    assert stats_["best_sharpe"] == pytest.approx(sr, rel=1e-9)
+    assert stats_["dsr"] == pytest.approx(_reference_dsr(sr, len(r), 9, v, g3, g4)[0], abs=1e-9)
+    assert stats_["pbo"] is None
+
+
+def test_sweep_with_pbo_runs_cscv_over_every_rows_daily_returns(nq_bars):
+    table = sweep(nq_bars, "sma_cross", GRID, pbo=True, pbo_splits=8)
+
+    columns = []
+    for _, row in table.iterrows():
+        rep = run_backtest(nq_bars, "sma_cross", {"fast": int(row.fast), "slow": int(row.slow)})
+        columns.append(_session_returns(rep))
+    expected = probability_of_backtest_overfitting(np.column_stack(columns), n_splits=8)
+    pbo = table.attrs["overfitting"]["pbo"]
+    assert pbo["n_configurations"] == 9 and pbo["n_combinations"] == math.comb(8, 4)
+    assert pbo["pbo"] == pytest.approx(expected.pbo)
+    assert pbo["probability_of_loss"] == pytest.approx(expected.probability_of_loss)
