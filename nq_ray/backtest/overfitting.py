@@ -21,15 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numba import njit
 from scipy.stats import norm
 
 from nq_ray.errors import InvalidArgumentError
 
 EULER_GAMMA = 0.5772156649015329
 """The Euler–Mascheroni constant γ."""
-
-COMBINATION_CHUNK = 512
-"""Combinations evaluated per vectorised block in CSCV (bounds memory at chunk × configurations)."""
 
 Metric = Callable[[np.ndarray], np.ndarray]
 """A CSCV metric: (rows × configurations) returns → one score per configuration (higher is better)."""
@@ -184,19 +182,60 @@ class PBOResult:
         }
 
 
-def _half_metric(w: np.ndarray, s1: np.ndarray, s2: np.ndarray, cnt: np.ndarray, metric: str) -> np.ndarray:
-    """Metric (combinations × N) of the rows in the blocks that ``w`` (combinations × S, 0/1) selects:
-    the mean, or the per-period Sharpe mean / stdev (ddof=1), 0 where the stdev is 0."""
-    n = (w @ cnt)[:, None]
-    mean = (w @ s1) / n
-    if metric == "mean":
+@njit(cache=True)
+def _cscv_kernel(s1, s2, cnt, combos, sharpe, is_val, oos_val, chosen, omega):
+    """CSCV over block sums: for each combination (row of ``combos``: the in-sample blocks), every
+    configuration's in-sample and out-of-sample metric (mean, or mean / stdev with ddof=1, 0 where the
+    stdev is 0; out-of-sample sums are the totals less the in-sample ones), the in-sample best (first on
+    ties) and its relative out-of-sample rank ω = rank / (N + 1), ties sharing their average rank."""
+    n_blocks, n_cfg = s1.shape
+    t1 = np.zeros(n_cfg)
+    t2 = np.zeros(n_cfg)
+    for b in range(n_blocks):
+        t1 += s1[b]
+        t2 += s2[b]
+    n_all = cnt.sum()
+    is_m = np.empty(n_cfg)
+    oos_m = np.empty(n_cfg)
+    for c in range(combos.shape[0]):
+        n_in = 0.0
+        for k in range(combos.shape[1]):
+            n_in += cnt[combos[c, k]]
+        n_out = n_all - n_in
+        best = 0
+        for j in range(n_cfg):
+            a1 = 0.0
+            a2 = 0.0
+            for k in range(combos.shape[1]):
+                a1 += s1[combos[c, k], j]
+                a2 += s2[combos[c, k], j]
+            is_m[j] = _block_metric(a1, a2, n_in, sharpe)
+            oos_m[j] = _block_metric(t1[j] - a1, t2[j] - a2, n_out, sharpe)
+            if is_m[j] > is_m[best]:
+                best = j
+        v = oos_m[best]
+        below = 0
+        equal = 0
+        for j in range(n_cfg):
+            if oos_m[j] < v:
+                below += 1
+            elif oos_m[j] == v:
+                equal += 1
+        chosen[c] = best
+        is_val[c] = is_m[best]
+        oos_val[c] = v
+        omega[c] = (below + (equal + 1) / 2.0) / (n_cfg + 1.0)
+
+
+@njit(cache=True)
+def _block_metric(x1, x2, n, sharpe):
+    mean = x1 / n
+    if not sharpe:
         return mean
-    var = (w @ s2 - n * mean * mean) / (n - 1.0)
-    np.maximum(var, 0.0, out=var)
-    sd = np.sqrt(var, out=var)
-    out = np.zeros_like(mean)
-    np.divide(mean, sd, out=out, where=sd > 0)
-    return out
+    var = (x2 - n * mean * mean) / (n - 1.0)
+    if var <= 0.0:
+        return 0.0
+    return mean / np.sqrt(var)
 
 
 def probability_of_backtest_overfitting(
@@ -254,17 +293,7 @@ def probability_of_backtest_overfitting(
         s1 = np.add.reduceat(m, bounds[:-1], axis=0)  # S × N block sums
         s2 = np.add.reduceat(m * m, bounds[:-1], axis=0)
         cnt = np.diff(bounds).astype(np.float64)  # S
-        # itertools.combinations lists complements mirrored: combos[C-1-c] is the OOS half of combos[c],
-        # so each half's metric is computed once and serves as IS of one combination and OOS of its pair.
-        half = n_comb // 2
-        for lo in range(0, half, COMBINATION_CHUNK):
-            hi = min(lo + COMBINATION_CHUNK, half)
-            first = np.arange(lo, hi)
-            pair = n_comb - 1 - first
-            a = _half_metric(mask[first], s1, s2, cnt, metric)
-            b = _half_metric(mask[pair], s1, s2, cnt, metric)
-            _score(a, b, first, is_val, oos_val, chosen, omega)
-            _score(b, a, pair, is_val, oos_val, chosen, omega)
+        _cscv_kernel(s1, s2, cnt, combos, metric == "sharpe", is_val, oos_val, chosen, omega)
 
     logits = np.log(omega / (1.0 - omega))
     if np.ptp(is_val) > 0:
