@@ -44,6 +44,19 @@ def test_psr_against_the_expected_maximum_is_the_dsr_of_the_paper_example():
     assert round(psr, 4) == 0.9004
 
 
+# mlfinlab's examples (hudson-and-thames/mlfinlab, mlfinlab/tests/test_backtest_statistics.py): SR 1.14
+# against a benchmark of 1 over 250 normal returns — PSR 0.95727 and MinTRL 228.73497 at α = 0.05. Not
+# the 2012 paper's own table (not at hand), but a published implementation of its eqs. (11) and (13).
+def test_psr_matches_mlfinlabs_published_example():
+    assert probabilistic_sharpe_ratio(1.14, 250, 1.0, 0.0, 3.0) == pytest.approx(0.95727, abs=1e-4)
+
+
+def test_min_track_record_length_matches_mlfinlabs_published_example():
+    assert minimum_track_record_length(1.14, 1.0, 0.0, 3.0, probability=0.95) == pytest.approx(
+        228.73497, abs=1e-4
+    )
+
+
 def test_psr_of_normal_returns_is_the_t_statistic_probability():
     """Hand-worked: SR = 0.1, n = 101, normal (γ₃ = 0, γ₄ = 3): z = 0.1·√100 / √(1 + 0.5·0.01) = 0.99751;
     Φ(z) = 0.84074."""
