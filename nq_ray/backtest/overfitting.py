@@ -18,14 +18,15 @@ import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 from numba import njit
-from scipy.stats import norm
 
 from nq_ray.errors import InvalidArgumentError
 
+_NORMAL = NormalDist()  # Φ and Φ⁻¹ from the standard library: importing scipy.stats costs a Ray worker ~1 s
 EULER_GAMMA = 0.5772156649015329
 """The Euler–Mascheroni constant γ."""
 
@@ -80,7 +81,7 @@ def probabilistic_sharpe_ratio(
     n = _n_obs(n_obs)
     bench = _finite("benchmark_sharpe", benchmark_sharpe)
     d = _sharpe_denominator(sr, _finite("skew", skew), _finite("kurtosis", kurtosis))
-    return float(norm.cdf((sr - bench) * math.sqrt(n - 1.0) / math.sqrt(d)))
+    return float(_NORMAL.cdf((sr - bench) * math.sqrt(n - 1.0) / math.sqrt(d)))
 
 
 def minimum_track_record_length(
@@ -101,7 +102,7 @@ def minimum_track_record_length(
     d = _sharpe_denominator(sr, _finite("skew", skew), _finite("kurtosis", kurtosis))
     if sr <= bench:
         return math.inf
-    return 1.0 + d * (float(norm.ppf(p)) / (sr - bench)) ** 2
+    return 1.0 + d * (_NORMAL.inv_cdf(p) / (sr - bench)) ** 2
 
 
 def expected_max_sharpe(n_trials: int, sharpe_variance: float, mean_sharpe: float = 0.0) -> float:
@@ -122,7 +123,9 @@ def expected_max_sharpe(n_trials: int, sharpe_variance: float, mean_sharpe: floa
     mean = _finite("mean_sharpe", mean_sharpe)
     if n == 1:
         return mean
-    z = (1.0 - EULER_GAMMA) * norm.ppf(1.0 - 1.0 / n) + EULER_GAMMA * norm.ppf(1.0 - 1.0 / (n * math.e))
+    z = (1.0 - EULER_GAMMA) * _NORMAL.inv_cdf(1.0 - 1.0 / n) + EULER_GAMMA * _NORMAL.inv_cdf(
+        1.0 - 1.0 / (n * math.e)
+    )
     return mean + math.sqrt(v) * float(z)
 
 
