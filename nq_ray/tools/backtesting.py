@@ -429,7 +429,8 @@ async def run_sweep(
     metric: OptimiseMetric = "sharpe",
     top: Annotated[int, Field(ge=1, le=100, description="best rows to return")] = 10,
     pbo: Annotated[
-        bool, Field(description="also the probability of backtest overfitting (re-runs every row)")
+        bool,
+        Field(description="also the probability of backtest overfitting (CSCV over the rows' daily returns)"),
     ] = False,
 ) -> SweepResult:
     """Parameter sweep (grid search) of one strategy, run as parallel Ray tasks, with progress reports.
