@@ -244,3 +244,18 @@ def test_sweep_with_pbo_runs_cscv_over_every_rows_daily_returns(nq_bars):
     assert pbo["n_configurations"] == 9 and pbo["n_combinations"] == math.comb(8, 4)
     assert pbo["pbo"] == pytest.approx(expected.pbo)
     assert pbo["probability_of_loss"] == pytest.approx(expected.probability_of_loss)
+
+
+def test_generic_sweep_with_pbo_carries_the_same_daily_returns(nq_bars):
+    """rsi_reversion runs through the generic chunks (not the fused kernel): the same CSCV input."""
+    grid = {"period": [7, 14], "lower": [25.0, 30.0]}
+    table = sweep(nq_bars, "rsi_reversion", grid, pbo=True, pbo_splits=8)
+
+    columns = [
+        _session_returns(run_backtest(nq_bars, "rsi_reversion", {"period": int(r.period), "lower": r.lower}))
+        for _, r in table.iterrows()
+    ]
+    expected = probability_of_backtest_overfitting(np.column_stack(columns), n_splits=8)
+    assert table.attrs["overfitting"]["pbo"]["pbo"] == pytest.approx(expected.pbo)
+    assert table.attrs["overfitting"]["pbo"]["degradation_slope"] == pytest.approx(expected.degradation_slope)
+    assert table.attrs["overfitting"]["n_trials"] == 4
