@@ -352,6 +352,12 @@ def sweep(
     parts = [p for p in parts if p.size]
     # with pbo, each row also carries its daily returns (CSCV's input) from the same pass
     n_days = int(market.day_id[-1] - market.day_id[0]) + 1 if pbo else 0
+    if pbo and (len(combos) < 2 or n_days < 2 * pbo_splits):
+        raise InvalidArgumentError(
+            f"pbo needs at least 2 parameter combinations and 2 × pbo_splits = {2 * pbo_splits} session "
+            f"days; this sweep has {len(combos)} and {n_days}: widen the grid or dates, or lower pbo_splits",
+            param="pbo_splits",
+        )
 
     if strat.name in _CROSS and strat.signal_fn is get_strategy(strat.name).signal_fn:
         kind = _CROSS[strat.name]

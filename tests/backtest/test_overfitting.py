@@ -259,3 +259,12 @@ def test_generic_sweep_with_pbo_carries_the_same_daily_returns(nq_bars):
     assert table.attrs["overfitting"]["pbo"]["pbo"] == pytest.approx(expected.pbo)
     assert table.attrs["overfitting"]["pbo"]["degradation_slope"] == pytest.approx(expected.degradation_slope)
     assert table.attrs["overfitting"]["n_trials"] == 4
+
+
+@pytest.mark.parametrize(
+    ("grid", "splits"), [({"fast": [5], "slow": [30]}, 2), ({"fast": [5, 10], "slow": [30]}, 64)]
+)
+def test_sweep_refuses_pbo_it_cannot_compute_before_running(nq_bars, grid, splits):
+    """One combination, or fewer than 2 × pbo_splits session days (the sample has 52): refused up front."""
+    with pytest.raises(InvalidArgumentError, match="pbo needs at least 2 parameter combinations"):
+        sweep(nq_bars, "sma_cross", grid, pbo=True, pbo_splits=splits)
