@@ -8,6 +8,12 @@ from nq_ray.backtest.compare import compare_strategies
 from nq_ray.backtest.config import BacktestConfig
 from nq_ray.backtest.engine import BacktestReport, run_backtest
 from nq_ray.backtest.montecarlo import MonteCarloResult, monte_carlo
+from nq_ray.backtest.overfitting import (
+    PBOResult,
+    deflated_sharpe_ratio,
+    probabilistic_sharpe_ratio,
+    probability_of_backtest_overfitting,
+)
 from nq_ray.backtest.stats import METRIC_NAMES, Metrics
 from nq_ray.backtest.strategies import (
     BarData,
@@ -27,14 +33,18 @@ __all__ = [
     "BarData",
     "Metrics",
     "MonteCarloResult",
+    "PBOResult",
     "Signals",
     "Strategy",
     "WalkForwardResult",
     "best_params",
     "compare_strategies",
+    "deflated_sharpe_ratio",
     "get_strategy",
     "list_strategies",
     "monte_carlo",
+    "probabilistic_sharpe_ratio",
+    "probability_of_backtest_overfitting",
     "register_strategy",
     "run_backtest",
     "run_many",

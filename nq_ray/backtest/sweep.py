@@ -21,6 +21,7 @@ from nq_ray.analysis.scanner import cancel_refs
 from nq_ray.backtest.config import BacktestConfig
 from nq_ray.backtest.engine import BacktestReport, Market, prepare_market, run_backtest, run_signals
 from nq_ray.backtest.kernel import simulate
+from nq_ray.backtest.overfitting import selection_statistics
 from nq_ray.backtest.propfirm import pack_config
 from nq_ray.backtest.stats import METRIC_NAMES, N_METRICS, compute_metrics, metrics_frame
 from nq_ray.backtest.strategies import BarData, SignalFunction, Strategy, get_strategy
@@ -158,11 +159,13 @@ def sweep_cross_kernel(
     times_ns,
     opts,
     allow_short,
+    n_days=0,
 ):
-    """Metrics (pairs × metrics) of the MA-cross strategy for each (fast, slow) row pair of ``mas``."""
+    """Metrics (pairs × metrics) of the MA-cross strategy for each (fast, slow) row pair of ``mas``;
+    with ``n_days`` > 0 each row goes on with the pair's ``n_days`` daily session returns."""
     m = fast_idx.shape[0]
     n = close.shape[0]
-    out = np.empty((m, N_METRICS), dtype=np.float64)
+    out = np.empty((m, N_METRICS + n_days), dtype=np.float64)
     up = np.zeros(n, dtype=np.bool_)
     down = np.zeros(n, dtype=np.bool_)
     no_short = np.zeros(n, dtype=np.bool_)
@@ -173,8 +176,25 @@ def sweep_cross_kernel(
         equity, position, trades, _, _ = simulate(
             open_, high, low, close, up, down, short_entry, up, empty, empty, tradable, session_end, opts
         )
-        out[j] = compute_metrics(equity, position, trades, day_id, times_ns, opts[3])
+        out[j, :N_METRICS] = compute_metrics(equity, position, trades, day_id, times_ns, opts[3])
+        if n_days > 0:
+            daily_returns(equity, day_id, opts[3], out[j, N_METRICS:])
     return out
+
+
+@njit(cache=True)
+def daily_returns(equity, day_id, initial_capital, out):
+    """``out`` ← daily session returns as ``compute_metrics`` takes them: equity at each session's last
+    bar over the previous one's, the first over ``initial_capital`` (0 where the base is ≤ 0)."""
+    n = equity.shape[0]
+    prev = initial_capital
+    d = 0
+    for i in range(n):
+        if i == n - 1 or day_id[i + 1] != day_id[i]:
+            e = equity[i]
+            out[d] = (e - prev) / prev if prev > 0 else 0.0
+            prev = e
+            d += 1
 
 
 def _cross_chunk(payload_ref: Any, fast_idx: np.ndarray, slow_idx: np.ndarray) -> np.ndarray:
@@ -193,6 +213,7 @@ def _cross_chunk(payload_ref: Any, fast_idx: np.ndarray, slow_idx: np.ndarray) -
         p["times_ns"],
         p["opts"],
         p["allow_short"],
+        p.get("n_days", 0),
     )
 
 
@@ -202,13 +223,18 @@ def _generic_chunk(payload_ref: Any, combos: list[dict[str, Any]]) -> np.ndarray
     strat: Strategy = p["strategy"]
     config: BacktestConfig = p["config"]
     opts = config.options()
-    out = np.empty((len(combos), N_METRICS), dtype=np.float64)
+    n_days = p.get("n_days", 0)
+    out = np.empty((len(combos), N_METRICS + n_days), dtype=np.float64)
     data = BarData.from_frame(market.data.frame)  # a fresh indicator cache per chunk
     m = Market(data, market.tradable, market.session_end, market.day_id, market.times_ns)
     for j, params in enumerate(combos):
         sig = strat.signals(data, params)
         equity, position, trades, _ = run_signals(m, sig, config, opts)
-        out[j] = compute_metrics(equity, position, trades, m.day_id, m.times_ns, config.initial_capital)
+        out[j, :N_METRICS] = compute_metrics(
+            equity, position, trades, m.day_id, m.times_ns, config.initial_capital
+        )
+        if n_days:
+            daily_returns(equity, m.day_id, config.initial_capital, out[j, N_METRICS:])
     return out
 
 
@@ -227,6 +253,21 @@ def _pass_chunk(payload_ref: Any, combos: list[dict[str, Any]]) -> np.ndarray:
         r = pass_probability(blocks, p["pack"], n_sims=p["n_sims"], seed=p["seed"])
         out[j] = (r.probability, r.ci_low, r.ci_high)
     return out
+
+
+def _returns_chunk(payload_ref: Any, combos: list[dict[str, Any]]) -> np.ndarray:
+    """Daily session returns (days × combinations) of each combination (``daily_returns``)."""
+    p = get_shared(payload_ref)
+    market: Market = p["market"]
+    strat: Strategy = p["strategy"]
+    config: BacktestConfig = p["config"]
+    data = BarData.from_frame(market.data.frame)
+    m = Market(data, market.tradable, market.session_end, market.day_id, market.times_ns)
+    out = np.empty((len(combos), int(m.day_id[-1] - m.day_id[0]) + 1), dtype=np.float64)
+    for j, params in enumerate(combos):
+        equity = run_signals(m, strat.signals(data, params), config, config.options())[0]
+        daily_returns(equity, m.day_id, config.initial_capital, out[j])
+    return out.T
 
 
 def expand_grid(strategy: Strategy, grid: Mapping[str, Sequence[Any]]) -> tuple[list[dict[str, Any]], int]:
@@ -269,6 +310,8 @@ def sweep(
     rank_by: str | None = None,
     n_sims: int = 500,
     seed: int = 0,
+    pbo: bool = False,
+    pbo_splits: int = 16,
 ) -> pd.DataFrame:
     """One row of metrics per valid parameter combination (grid order), parameters first.
 
@@ -277,6 +320,11 @@ def sweep(
     Carlo estimate (``nq_ray.backtest.challenge``, ``n_sims`` resampled day paths, the same ``seed`` for
     every row, so rows are compared on the same draws). ``rank_by`` (a metric, or ``pass_probability``
     with a pack) sorts the rows best first instead of grid order.
+
+    ``table.attrs["overfitting"]`` reports the selection (``overfitting.selection_statistics``): the
+    number of trials, the best-Sharpe row's parameters, PSR and deflated Sharpe ratio (its daily returns
+    from one more run), and with ``pbo`` the CSCV probability of backtest overfitting over every row's
+    daily returns in ``pbo_splits`` blocks (the returns come out of the sweep's own pass).
 
     Combinations are split into ``chunks`` Ray tasks (default 4 per CPU, at most ``workers`` in flight)
     over one ``ray.put`` copy of the arrays when Ray is initialised (and ``parallel`` is not False);
@@ -302,6 +350,14 @@ def sweep(
         chunks = max(1, min(len(combos), 4 * cpus if ray is not None else IN_PROCESS_CHUNKS))
     parts = np.array_split(np.arange(len(combos)), chunks)
     parts = [p for p in parts if p.size]
+    # with pbo, each row also carries its daily returns (CSCV's input) from the same pass
+    n_days = int(market.day_id[-1] - market.day_id[0]) + 1 if pbo else 0
+    if pbo and (len(combos) < 2 or n_days < 2 * pbo_splits):
+        raise InvalidArgumentError(
+            f"pbo needs at least 2 parameter combinations and 2 × pbo_splits = {2 * pbo_splits} session "
+            f"days; this sweep has {len(combos)} and {n_days}: widen the grid or dates, or lower pbo_splits",
+            param="pbo_splits",
+        )
 
     if strat.name in _CROSS and strat.signal_fn is get_strategy(strat.name).signal_fn:
         kind = _CROSS[strat.name]
@@ -324,17 +380,21 @@ def sweep(
                 "times_ns": market.times_ns,
                 "opts": config.options(),
                 "allow_short": config.allow_short,
+                "n_days": n_days,
             },
             parallel,
         )
         calls: list[tuple[Any, ...]] = [(payload, fast_idx[p], slow_idx[p]) for p in parts]
         results = map_tasks(_cross_chunk, calls, progress, workers, parallel)
     else:
-        payload = put_shared({"market": market, "strategy": strat, "config": config}, parallel)
+        payload = put_shared(
+            {"market": market, "strategy": strat, "config": config, "n_days": n_days}, parallel
+        )
         calls = [(payload, [combos[i] for i in p]) for p in parts]
         results = map_tasks(_generic_chunk, calls, progress, workers, parallel)
 
-    metrics = metrics_frame(np.vstack(results))
+    rows = np.vstack(results)
+    metrics = metrics_frame(rows[:, :N_METRICS])
     params = pd.DataFrame(combos)
     out = pd.concat([params, metrics], axis=1)
     if pack is not None:
@@ -352,11 +412,36 @@ def sweep(
         calls = [(payload, [combos[i] for i in p]) for p in parts]
         probs = np.vstack(map_tasks(_pass_chunk, calls, progress, workers, parallel))
         out[PASS_PROBABILITY], out["pass_ci_low"], out["pass_ci_high"] = probs[:, 0], probs[:, 1], probs[:, 2]
+    daily = rows[:, N_METRICS:].T if pbo else None
+    out.attrs["overfitting"] = _selection(market, strat, config, combos, out, daily, pbo_splits)
     if rank_by is not None:
         out = out.sort_values(rank_by, ascending=False, kind="stable").reset_index(drop=True)
     out.attrs["skipped_combinations"] = skipped
     out.attrs["strategy"] = strat.name
     return out
+
+
+def _selection(
+    market: Market,
+    strat: Strategy,
+    config: BacktestConfig,
+    combos: list[dict[str, Any]],
+    table: pd.DataFrame,
+    daily: np.ndarray | None,
+    n_splits: int,
+) -> dict[str, Any]:
+    """``selection_statistics`` of a sweep in grid order: the best-Sharpe row's daily returns (re-run
+    unless ``daily``, days × rows, came with the sweep), and CSCV's PBO over ``daily`` when given."""
+    sharpes = table["sharpe"].to_numpy()
+    best = int(np.argmax(np.where(np.isfinite(sharpes), sharpes, -np.inf)))
+    if daily is not None:
+        best_returns = daily[:, best]
+    else:
+        payload = {"market": market, "strategy": strat, "config": config}
+        best_returns = _returns_chunk(payload, [combos[best]])[:, 0]
+    stats = selection_statistics(sharpes, best_returns, pbo_returns=daily, n_splits=n_splits)
+    stats["best_params"] = {k: (v.item() if hasattr(v, "item") else v) for k, v in combos[best].items()}
+    return stats
 
 
 def best_params(

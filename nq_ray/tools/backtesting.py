@@ -345,6 +345,11 @@ class SweepResult(BaseModel):
     skipped_combinations: int
     best_params: dict[str, Any]
     top: list[dict[str, float | int | str | None]] = Field(description="best rows: parameters and metrics")
+    overfitting: dict[str, Any] | None = Field(
+        None,
+        description="n_trials, the best-Sharpe row's daily best_sharpe, psr and deflated Sharpe ratio (dsr), "
+        "and pbo (probability of backtest overfitting, CSCV) when asked; docs/overfitting.md",
+    )
     origin: DataOrigin
 
 
@@ -357,6 +362,7 @@ def _sweep(
     metric: str,
     top: int,
     progress: Any,
+    pbo: bool = False,
 ) -> SweepResult:
     from nq_ray.backtest import METRIC_NAMES, best_params
     from nq_ray.backtest import sweep as core
@@ -374,7 +380,7 @@ def _sweep(
         if progress is not None:
             progress(done, total, f"{done}/{total} chunks")
 
-    table = core(bars, strategy, grid, _config(common["symbol"], costs), progress=tick)
+    table = core(bars, strategy, grid, _config(common["symbol"], costs), progress=tick, pbo=pbo)
     best = best_params(table, metric)
     ranked = table.sort_values(metric, ascending=False, kind="stable").head(top)
     rows = [
@@ -392,8 +398,18 @@ def _sweep(
         skipped_combinations=int(table.attrs.get("skipped_combinations", 0)),
         best_params={k: (v.item() if hasattr(v, "item") else v) for k, v in best.items()},
         top=rows,
+        overfitting=_finite_tree(table.attrs.get("overfitting")),
         origin=origin(common["source"], bars),
     )
+
+
+def _finite_tree(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None (JSON has no inf/NaN)."""
+    if isinstance(value, dict):
+        return {k: _finite_tree(v) for k, v in value.items()}
+    if isinstance(value, float | np.floating):
+        return finite(value)
+    return value
 
 
 Grid = Annotated[
@@ -412,6 +428,10 @@ async def run_sweep(
     costs: Costs = None,
     metric: OptimiseMetric = "sharpe",
     top: Annotated[int, Field(ge=1, le=100, description="best rows to return")] = 10,
+    pbo: Annotated[
+        bool,
+        Field(description="also the probability of backtest overfitting (CSCV over the rows' daily returns)"),
+    ] = False,
 ) -> SweepResult:
     """Parameter sweep (grid search) of one strategy, run as parallel Ray tasks, with progress reports.
     Long: prefer submitting it as a job (POST /api/jobs) and polling. Beware of overfitting: check the
@@ -431,6 +451,7 @@ async def run_sweep(
         metric,
         top,
         progress_callback(),
+        pbo,
     )
 
 
