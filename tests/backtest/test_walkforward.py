@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from nq_ray.backtest.walkforward import fold_bounds, walk_forward, walk_forward_efficiency
@@ -44,7 +46,8 @@ def test_folds_on_ray_match_in_process(nq_bars, ray_session):
     on_ray = walk_forward(nq_bars, "sma_cross", grid, n_folds=2, progress=lambda d, t: seen.append(d))
     local = walk_forward(nq_bars, "sma_cross", grid, n_folds=2, parallel=False)
     assert on_ray.equity.equals(local.equity) and on_ray.metrics == local.metrics
-    assert seen == [1, 2]
+    # one advance per fold; on Ray a heartbeat repeats the last count while no fold finishes (map_tasks)
+    assert seen == sorted(seen) and [k for k, _ in itertools.groupby(seen) if k] == [1, 2]
 
 
 def test_bad_mode_and_metric_are_rejected(nq_bars):

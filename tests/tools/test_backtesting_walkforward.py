@@ -3,6 +3,7 @@ each training window alone, stitched OOS P&L equals the folds' sum, bad input re
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pandas as pd
@@ -89,7 +90,9 @@ async def test_progress_is_reported_once_per_fold(registry) -> None:
         progress=lambda d, t, m: seen.append((d, t, m)),
     )
 
-    assert [(d, t) for d, t, _ in seen] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    # one advance per fold; a heartbeat may repeat the last count while no fold finishes (map_tasks on Ray)
+    steps = [k for k, _ in itertools.groupby((d, t) for d, t, _ in seen)]
+    assert [s for s in steps if s[0]] == [(1, 4), (2, 4), (3, 4), (4, 4)] and steps == sorted(steps)
     assert seen[-1][2] == "4/4 folds"
 
 
