@@ -30,6 +30,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from nq_ray.errors import ConfigError, PathNotAllowedError
 from nq_ray.logs import redact_url
+from nq_ray.settings.events import EventSettings
 from nq_ray.settings.llm import LLMConfig
 from nq_ray.settings.risk import RiskLimits
 
@@ -482,6 +483,7 @@ class Settings(BaseSettings):
     desk: DeskSettings = Field(default_factory=DeskSettings)
     ray: RaySettings = Field(default_factory=RaySettings)
     replay: ReplaySettings = Field(default_factory=ReplaySettings)
+    events: EventSettings = Field(default_factory=EventSettings)
 
     @model_validator(mode="after")
     def _serve_llm_follows_serve(self) -> Settings:

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from nq_ray.domain.contracts import get_contract, normalize_symbol
 from nq_ray.domain.orders import AccountState, Order
+from nq_ray.market.calendar import Blackout
 from nq_ray.market.sessions import is_open, to_exchange_time
 from nq_ray.risk.exposure import lookup_price, worst_case_contracts
 from nq_ray.risk.limits import RiskLimits
@@ -138,6 +139,7 @@ def check_order(
     margins: Mapping[str, float] | None = None,
     halt_reason: str | None = None,
     settings_version: int | None = None,
+    blackout: Blackout | None = None,
 ) -> RiskVerdict:
     """Check ``order`` against ``limits`` for ``account_state``; never raises for a breach.
 
@@ -147,9 +149,11 @@ def check_order(
     ``account_state.as_of``, else ``order.created_at``; with none of them the order is denied.
     ``margins`` overrides the initial margin per root symbol in USD (``Settings.risk.margins``).
     ``halt_reason`` (not None while trading is halted) denies every order that does not only reduce a
-    position. The verdict carries ``limits`` and ``settings_version``.
+    position. ``blackout`` (the economic-event window in force now, ``EconomicCalendar.blackout_at``)
+    denies the same orders with code ``event_blackout``. The verdict carries ``limits`` and
+    ``settings_version``.
     """
-    verdict = _check(order, account_state, limits, mark_price, clock, margins, halt_reason)
+    verdict = _check(order, account_state, limits, mark_price, clock, margins, halt_reason, blackout)
     return verdict.model_copy(update={"limits": limits, "settings_version": settings_version})
 
 
@@ -161,6 +165,7 @@ def _check(
     clock: Callable[[], datetime] | None,
     margins: Mapping[str, float] | None,
     halt_reason: str | None,
+    blackout: Blackout | None = None,
 ) -> RiskVerdict:
     acct, sym, q, s = account_state, order.symbol, order.quantity, order.side.sign
     contract = get_contract(sym)
@@ -204,6 +209,13 @@ def _check(
             "halted",
             f"trading is halted ({halt_reason[:200]}): {order.side} {q} {sym} would open or add to a "
             f"position (position {pos}); only orders that reduce a position are accepted until resume",
+        )
+
+    if blackout is not None and not reducing:
+        deny(
+            "event_blackout",
+            f"economic-event blackout: {blackout.describe()}; {order.side} {q} {sym} would open or add to "
+            f"a position (position {pos}); new risk is refused until {blackout.ends:%H:%M %Z}",
         )
 
     # ---- time: market open, allowed windows ----------------------------------------------------
