@@ -58,7 +58,8 @@ from nq_ray.risk.limits import RiskLimits
 
 if TYPE_CHECKING:
     from nq_ray.market.calendar import Blackout
-    from nq_ray.propfirm import PropState, RulePack
+    from nq_ray.propfirm.model import RulePack
+    from nq_ray.propfirm.state import PropState
 
 LEG_ROLES = ("stop_loss", "take_profit")
 _OPEN = (OrderStatus.NEW, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED)

@@ -186,7 +186,8 @@ class BrokerService:
         if forcing or not (held or entries):
             return fills
         coid = f"{FLATTEN_PREFIX}{now.strftime('%Y%m%dT%H%M%S')}"
-        out = self._svc.manage_position(ManagePosition(action=PositionAction.FLATTEN_ALL, client_order_id=coid))
+        req = ManagePosition(action=PositionAction.FLATTEN_ALL, client_order_id=coid)
+        out = self._svc.manage_position(req)
         self._prop.last_flatten = {
             "at": now.isoformat(),
             "reason": why,

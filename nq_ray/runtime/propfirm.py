@@ -29,9 +29,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nq_ray.errors import ConfigError
-from nq_ray.market.sessions import session_date
 from nq_ray.market.calendar import Blackout, BlackoutRule, EconomicCalendar, calendar_from_settings
-from nq_ray.propfirm import PropState, RulePack, evaluate, flatten_due, load_pack, mark, start
+from nq_ray.market.sessions import session_date
+from nq_ray.propfirm.model import RulePack
+from nq_ray.propfirm.packs import load_pack
+from nq_ray.propfirm.state import PropState, evaluate, flatten_due, mark, start
 from nq_ray.store.desk import DeskStore
 
 if TYPE_CHECKING:
@@ -152,7 +154,7 @@ class LivePropFirm:
         offset = float(acc["offset_usd"])
         old = self.state
         if session_date(at) < old.session_day:  # a clock behind the state (e.g. a replay of older days)
-            log.warning("prop-firm state of %s is at %s, after %s: not marked", pack.name, old.session_day, at)
+            log.warning("%s: state at %s, after %s: not marked", pack.name, old.session_day, at)
             book.prop = (pack, old)
             return old
         new = mark(

@@ -12,7 +12,7 @@ import gradio as gr
 
 from nq_ray_ui import charts
 from nq_ray_ui.client import ApiError
-from nq_ray_ui.render import error_html, esc, frame, kv_table, ok_html, pct, percent, usd
+from nq_ray_ui.render import error_html, esc, frame, kv_table, num, ok_html, pct, percent, usd
 from nq_ray_ui.state import Catalog, Ctx, TabView, pick
 
 CONFIDENCES = [0.95, 0.99]  # presets; any level in (0.5, 1) can be typed

@@ -74,6 +74,19 @@ def _why(p: dict[str, Any]) -> str:
     return str(p.get("last_error") or p.get("health_detail") or p.get("breaker") or "unavailable")[:200]
 
 
+def _breached_rules(verdict: dict[str, Any] | None) -> str:
+    """`` (rule ...)`` naming the prop-firm rules the verdict's distances show breached with a consequence
+    that fails the account or stops its day; empty when none."""
+    rows = [
+        d
+        for d in (verdict or {}).get("distances") or []
+        if d.get("state") == "breached" and d.get("consequence") in ("fail", "stop_day")
+    ]
+    if not rows:
+        return ""
+    return " rule " + ", ".join(f"{d.get('rule')!r} ({d.get('consequence')})" for d in rows)
+
+
 class Halts:
     """Automatic halts, the kill switch and ``resume`` over the desk's persisted state, and which LLM
     providers answered since this desk started (``reachable``)."""
@@ -135,7 +148,8 @@ class Halts:
         tripped = sorted(codes & HALT_CODES)
         if tripped:
             msgs = [r["message"] for r in assessment.verdict["reasons"] if r.get("code") in HALT_CODES]  # type: ignore[index]
-            return f"risk engine: {', '.join(tripped)} ({'; '.join(msgs)[:300]})"
+            rules = _breached_rules(assessment.verdict)
+            return f"risk engine: {', '.join(tripped)}{rules} ({'; '.join(msgs)[:300]})"
         if status is None:
             return None
         down = llms_down(status)
