@@ -146,12 +146,13 @@ class MaxContracts(_Rule):
 
 
 class Consistency(_Rule):
-    """Passing condition: best day's profit / total profit × 100 ≤ ``max_best_day_pct`` (with total profit
-    > 0). The current session day counts with its running closed P&L."""
+    """Passing condition: best day's profit / total profit × 100 ≤ ``max_best_day_pct`` (< with ``strict``),
+    with total profit > 0. The current session day counts with its running closed P&L."""
 
     kind: Literal["consistency"] = "consistency"
     consequence: Consequence = "block"
     max_best_day_pct: float = Field(gt=0, le=100)
+    strict: bool = Field(default=False, description="the best day must be strictly below the share")
 
 
 class MinTradingDays(_Rule):

@@ -313,7 +313,12 @@ def evaluate(
             total = state.balance_usd - state.start_balance_usd
             best = max(days.values(), default=0.0)
             pct = best / total * 100 if total > _EPS else None
-            ok = pct is not None and pct <= r.max_best_day_pct + _EPS
+            if pct is None:
+                ok = False
+            elif r.strict:
+                ok = pct < r.max_best_day_pct - _EPS
+            else:
+                ok = pct <= r.max_best_day_pct + _EPS
             out.append(
                 RuleStatus(
                     **base,
@@ -326,7 +331,7 @@ def evaluate(
                         "no profit yet"
                         if pct is None
                         else f"best day ${best:,.2f} is {pct:.1f}% of the ${total:,.2f} profit "
-                        f"(at most {r.max_best_day_pct:g}%)"
+                        f"({'below' if r.strict else 'at most'} {r.max_best_day_pct:g}%)"
                     ),
                 )
             )
