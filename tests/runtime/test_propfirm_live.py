@@ -214,7 +214,9 @@ def test_an_order_two_minutes_before_the_fomc_statement_is_denied_and_an_hour_la
     assert not early.approved and codes(early) == {"event_blackout"}
     (reason,) = early.reasons
     assert "FOMC statement" in reason.message
-    assert placed.status is OrderStatus.REJECTED and [r.code for r in placed.reasons or []] == ["event_blackout"]
+    assert placed.status is OrderStatus.REJECTED and [r.code for r in placed.reasons or []] == [
+        "event_blackout"
+    ]
     assert later.approved, later.reasons
     assert status["pack"] is None and status["blackout"] is None
     assert datetime.fromisoformat(status["as_of"]).astimezone(ET).strftime("%H:%M") == "14:58"
