@@ -32,6 +32,7 @@ from nq_ray.errors import ConfigError, PathNotAllowedError
 from nq_ray.logs import redact_url
 from nq_ray.settings.events import EventSettings
 from nq_ray.settings.llm import LLMConfig
+from nq_ray.settings.propfirm import PropFirmSettings
 from nq_ray.settings.risk import RiskLimits
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
@@ -484,6 +485,7 @@ class Settings(BaseSettings):
     ray: RaySettings = Field(default_factory=RaySettings)
     replay: ReplaySettings = Field(default_factory=ReplaySettings)
     events: EventSettings = Field(default_factory=EventSettings)
+    propfirm: PropFirmSettings = Field(default_factory=PropFirmSettings)
 
     @model_validator(mode="after")
     def _serve_llm_follows_serve(self) -> Settings:

@@ -20,6 +20,7 @@ COVERED_ELSEWHERE: dict[str, str] = {
     "nq_ray/runtime/metrics.py": "tests/runtime/test_registry.py",  # the registry actor's counters
     "nq_ray/settings/llm.py": "tests/settings/test_settings.py",  # and tests/llm/test_config.py
     "nq_ray/settings/risk.py": "tests/settings/test_settings.py",  # and tests/risk/test_limits.py
+    "nq_ray/settings/propfirm.py": "tests/settings/test_settings.py",  # the pack name checked at load
     "nq_ray/agents/backtest.py": "tests/agents/test_agent_backtest.py",
     "nq_ray/agents/seed.py": "tests/agents/test_seed_api.py",  # each seed snippet, both call styles
     "nq_ray/context.py": "tests/agents/test_seed_api.py",  # the seed's import names

@@ -22,6 +22,13 @@ Rules (docs/risk.md, "Limits and the gate", has the worked examples):
 Every verdict names what it was checked against: ``limits`` (the values in force) and, when the caller
 knows it, ``settings_version`` (the live settings overlay's version, ``nq_ray.store.live``), so what a
 caller shows beside a verdict is what the gate applied.
+
+A prop-firm rule pack (``prop=(pack, state)``, ``nq_ray.propfirm``) adds its reasons (codes ``prop_*``:
+failed account, stopped day, max loss, daily loss, contract cap in mini-equivalents, flat-by time); orders
+that only reduce a position pass them all. Every verdict, approved or not, carries ``distances``: one
+``RuleStatus`` per limit — the gate's own (``limits.max_daily_loss_usd``, ``limits.trailing_drawdown_usd``,
+``limits.max_contracts_per_symbol``, ``limits.max_total_contracts``) and each rule of the pack — with its
+value, limit and the room left.
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ from nq_ray.domain.contracts import get_contract, normalize_symbol
 from nq_ray.domain.orders import AccountState, Order
 from nq_ray.market.calendar import Blackout
 from nq_ray.market.sessions import is_open, to_exchange_time
+from nq_ray.propfirm.model import RulePack, RuleStatus
+from nq_ray.propfirm.state import PropState, evaluate, order_check
 from nq_ray.risk.exposure import lookup_price, worst_case_contracts
 from nq_ray.risk.limits import RiskLimits
 
@@ -71,6 +80,9 @@ class RiskVerdict(BaseModel):
     limits: RiskLimits | None = Field(default=None, description="the limits this order was checked against")
     settings_version: int | None = Field(
         default=None, description="the live settings version those limits come from (None: not known)"
+    )
+    distances: list[RuleStatus] = Field(
+        default_factory=list, description="every limit's value, limit and room left (gate and prop pack)"
     )
 
     @property
@@ -140,6 +152,7 @@ def check_order(
     halt_reason: str | None = None,
     settings_version: int | None = None,
     blackout: Blackout | None = None,
+    prop: tuple[RulePack, PropState] | None = None,
 ) -> RiskVerdict:
     """Check ``order`` against ``limits`` for ``account_state``; never raises for a breach.
 
@@ -150,11 +163,19 @@ def check_order(
     ``margins`` overrides the initial margin per root symbol in USD (``Settings.risk.margins``).
     ``halt_reason`` (not None while trading is halted) denies every order that does not only reduce a
     position. ``blackout`` (the economic-event window in force now, ``EconomicCalendar.blackout_at``)
-    denies the same orders with code ``event_blackout``. The verdict carries ``limits`` and
-    ``settings_version``.
+    denies the same orders with code ``event_blackout``. ``prop`` (a rule pack and the account's state
+    under it) adds the pack's reasons. The verdict carries ``limits``, ``settings_version`` and
+    ``distances`` (every limit's room left).
     """
-    verdict = _check(order, account_state, limits, mark_price, clock, margins, halt_reason, blackout)
-    return verdict.model_copy(update={"limits": limits, "settings_version": settings_version})
+    verdict = _check(order, account_state, limits, mark_price, clock, margins, halt_reason, blackout, prop)
+    now = _now(clock, account_state, order)
+    return verdict.model_copy(
+        update={
+            "limits": limits,
+            "settings_version": settings_version,
+            "distances": distances(account_state, limits, prop=prop, at=now),
+        }
+    )
 
 
 def _check(
@@ -166,6 +187,7 @@ def _check(
     margins: Mapping[str, float] | None,
     halt_reason: str | None,
     blackout: Blackout | None = None,
+    prop: tuple[RulePack, PropState] | None = None,
 ) -> RiskVerdict:
     acct, sym, q, s = account_state, order.symbol, order.quantity, order.side.sign
     contract = get_contract(sym)
@@ -244,6 +266,22 @@ def _check(
             f"{acct.orders_last_minute} orders in the last minute; one more exceeds the limit of "
             f"{limits.max_orders_per_minute} per minute",
         )
+
+    # ---- prop-firm rule pack (reducing orders pass it: an account can always flatten) ------------------
+    prop_allowed = q
+    if prop is not None and now is not None and not reducing:
+        found, prop_allowed = order_check(
+            prop[0],
+            prop[1],
+            symbol=sym,
+            side_sign=s,
+            contracts=q,
+            positions=positions,
+            working=working,
+            at=now,
+            reducing=reducing,
+        )
+        reasons.extend(RiskReason(code=c, message=m, action=RiskAction(a)) for c, m, a in found)
 
     if reducing:
         return _verdict(reasons, q, q)
@@ -388,7 +426,7 @@ def _check(
 
     lo = max([r.lo for r in rules], default=-math.inf)
     hi = min([r.hi for r in rules], default=math.inf)
-    allowed = _best_n(lo, hi, q)
+    allowed = min(_best_n(lo, hi, q), prop_allowed)
     for r in rules:
         n_r = _best_n(r.lo, r.hi, q)
         if n_r == 0:
@@ -412,3 +450,95 @@ def _verdict(reasons: list[RiskReason], requested: int, allowed: int) -> RiskVer
         adjusted_contracts=allowed if approved else 0,
         requested_contracts=requested,
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# distances: every limit's room left, in every verdict
+
+
+def _room_state(distance: float, allowance: float) -> str:
+    if distance <= _EPS:
+        return "breached"
+    return "warning" if distance < 0.25 * allowance else "ok"
+
+
+def distances(
+    account_state: AccountState,
+    limits: RiskLimits,
+    *,
+    prop: tuple[RulePack, PropState] | None = None,
+    at: datetime | None = None,
+) -> list[RuleStatus]:
+    """The value, limit and room left of each of the gate's account limits that is on, then each rule of
+    the prop pack (``nq_ray.propfirm.state.evaluate``). Empty for the gate's rows when the account state
+    has non-finite numbers (the gate denies those)."""
+    acct = account_state
+    rows: list[RuleStatus] = []
+    finite = all(
+        math.isfinite(v)
+        for v in (acct.equity_usd, acct.starting_balance_usd, acct.equity_high_usd, acct.daily_pnl_usd)
+    )
+    positions = _by_root(acct.positions)
+    if finite and limits.max_daily_loss_usd is not None:
+        room = limits.max_daily_loss_usd + acct.daily_pnl_usd
+        rows.append(
+            RuleStatus(
+                rule="limits.max_daily_loss_usd",
+                kind="daily_loss",
+                consequence="stop_day",
+                value=acct.daily_pnl_usd,
+                limit=-limits.max_daily_loss_usd,
+                distance=room,
+                unit="usd",
+                state=_room_state(room, limits.max_daily_loss_usd),  # type: ignore[arg-type]
+                message=f"today's P&L ${acct.daily_pnl_usd:,.2f} vs −${limits.max_daily_loss_usd:,.2f}",
+            )
+        )
+    if finite and limits.trailing_drawdown_usd is not None:
+        floor = limits.trailing_floor_usd(
+            max(acct.equity_high_usd, acct.equity_usd), acct.starting_balance_usd
+        )
+        if floor is not None:
+            room = acct.equity_usd - floor
+            rows.append(
+                RuleStatus(
+                    rule="limits.trailing_drawdown_usd",
+                    kind="max_loss",
+                    consequence="block",
+                    value=acct.equity_usd,
+                    limit=floor,
+                    distance=room,
+                    unit="usd",
+                    state=_room_state(room, limits.trailing_drawdown_usd),  # type: ignore[arg-type]
+                    message=f"equity ${acct.equity_usd:,.2f} vs trailing floor ${floor:,.2f}",
+                )
+            )
+    for name, cap, held in (
+        (
+            "limits.max_contracts_per_symbol",
+            limits.max_contracts_per_symbol,
+            max((abs(n) for n in positions.values()), default=0),
+        ),
+        ("limits.max_total_contracts", limits.max_total_contracts, sum(abs(n) for n in positions.values())),
+    ):
+        if cap is None:
+            continue
+        room = float(cap - held)
+        rows.append(
+            RuleStatus(
+                rule=name,
+                kind="max_contracts",
+                consequence="block",
+                value=float(held),
+                limit=float(cap),
+                distance=room,
+                unit="contracts",
+                state="breached" if room < 0 else ("warning" if room < 0.25 * cap else "ok"),
+                message=f"{held} contracts held (largest symbol)"
+                if name.endswith("symbol")
+                else f"{held} held in all",
+            )
+        )
+    if prop is not None:
+        rows.extend(evaluate(prop[0], prop[1], positions=positions, at=at))
+    return rows

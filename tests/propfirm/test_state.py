@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 
 from nq_ray.errors import InvalidArgumentError
-from nq_ray.propfirm.state import close_day, evaluate, flatten_due, mark, max_loss_floor, order_check, start
+from nq_ray.propfirm.state import (
+    close_day,
+    evaluate,
+    flatten_due,
+    mark,
+    max_loss_floor,
+    news_rules,
+    order_check,
+    start,
+)
 from tests.propfirm.conftest import et, make_pack, rule
 
 
@@ -173,3 +182,148 @@ def test_close_day_is_idempotent():
     once = close_day(pack, s)
     assert close_day(pack, once) == once
     assert once.day_pnl_usd == {"2025-03-10": 700}
+
+
+# ---- contracts and scaling -----------------------------------------------------------------------------
+
+SCALING = rule(
+    "max_contracts",
+    minis=5,
+    micros_per_mini=10,
+    scaling=[
+        {"min_balance_usd": 50_000, "minis": 2},
+        {"min_balance_usd": 51_500, "minis": 3},
+        {"min_balance_usd": 52_000, "minis": 5},
+    ],
+)
+
+
+def _check(pack, s, at, symbol="NQ", n=1, positions=None, working=None):
+    return order_check(
+        pack,
+        s,
+        symbol=symbol,
+        side_sign=1,
+        contracts=n,
+        positions=positions or {},
+        working=working or {},
+        at=at,
+        reducing=False,
+    )
+
+
+def test_scaling_step_takes_effect_the_next_session_day_not_intraday():
+    # Monday closes at 51,600 (≥ 51,500): Monday's cap stays 2 all day; Tuesday's is 3
+    pack = make_pack(SCALING)
+    s = start(pack, et(10, 9, 0))
+    s = mark(pack, s, at=et(10, 15, 0), balance_usd=51_600, equity_usd=51_600)
+    assert _check(pack, s, et(10, 15, 1), n=3)[1] == 2
+    s = mark(pack, s, at=et(11, 9, 30), balance_usd=51_600, equity_usd=51_600)
+    assert _check(pack, s, et(11, 9, 31), n=3) == ([], 3)
+    assert _check(pack, s, et(11, 9, 31), n=4)[1] == 3
+
+
+def test_micros_count_as_a_tenth_of_a_mini_with_working_orders_worst_case():
+    # cap 2 minis: long 1 NQ, 5 MNQ working (0.5) → room 0.5 mini = 5 MNQ
+    pack = make_pack(SCALING)
+    s = start(pack, et(10, 9, 0))
+    reasons, n = _check(pack, s, et(10, 10, 0), symbol="MNQ", n=8, positions={"NQ": 1}, working={"MNQ": 5})
+    assert n == 5 and reasons[0][0] == "prop_max_contracts" and reasons[0][2] == "reduce"
+    reasons, n = _check(pack, s, et(10, 10, 0), symbol="NQ", n=1, positions={"NQ": 2})
+    assert n == 0 and reasons[0][2] == "deny"
+
+
+# ---- passing conditions --------------------------------------------------------------------------------
+
+
+def _goals_pack():
+    return make_pack(
+        rule("profit_target", amount_usd=3_000),
+        rule("consistency", max_best_day_pct=50),
+        rule("min_trading_days", days=3),
+    )
+
+
+def test_consistency_pending_until_best_day_is_half_of_profit_then_pass_at_close():
+    # days: +2,000, +500, +500 → total 3,000, best 2,000 = 66.7% > 50%: pending, not passed.
+    # day 4: +1,000 → total 4,000, best 2,000 = 50% ≤ 50%: met; the pass is decided at the day's close.
+    pack = _goals_pack()
+    s = start(pack, et(10, 9, 0))
+    bal = 50_000.0
+    for day, pnl in ((10, 2_000), (11, 500), (12, 500)):
+        bal += pnl
+        s = mark(pack, s, at=et(day, 15, 0), balance_usd=bal, equity_usd=bal, traded=True)
+    s = close_day(pack, s)
+    rows = {r.kind: r for r in evaluate(pack, s)}
+    assert rows["profit_target"].state == "met" and rows["min_trading_days"].state == "met"
+    assert rows["consistency"].state == "pending" and rows["consistency"].value == pytest.approx(200 / 3)
+    assert s.passed_at is None
+    s = mark(pack, s, at=et(13, 15, 0), balance_usd=bal + 1_000, equity_usd=bal + 1_000, traded=True)
+    assert s.passed_at is None  # not before the close
+    s = close_day(pack, s, et(13, 17, 0))
+    assert s.passed_at == et(13, 17, 0)
+    assert {r.kind: r.state for r in evaluate(pack, s)}["consistency"] == "met"
+
+
+def test_strict_consistency_refuses_exactly_the_share():
+    pack = make_pack(rule("consistency", max_best_day_pct=50, strict=True))
+    s = start(pack, et(10, 9, 0))
+    s = mark(pack, s, at=et(10, 15, 0), balance_usd=51_000, equity_usd=51_000)
+    s = mark(pack, s, at=et(11, 15, 0), balance_usd=52_000, equity_usd=52_000)  # 1,000 of 2,000 = 50%
+    assert evaluate(pack, s)[0].state == "pending"
+
+
+def test_min_trading_days_counts_days_with_a_fill():
+    # target met on day one, but 2 of 3 traded days by Tuesday's close → not passed; Wednesday's fill passes
+    pack = make_pack(rule("profit_target", amount_usd=1_000), rule("min_trading_days", days=3))
+    s = start(pack, et(10, 9, 0))
+    s = mark(pack, s, at=et(10, 15, 0), balance_usd=51_200, equity_usd=51_200, traded=True)
+    s = mark(pack, s, at=et(11, 15, 0), balance_usd=51_200, equity_usd=51_200, traded=True)
+    s = mark(pack, s, at=et(11, 15, 5), balance_usd=51_200, equity_usd=51_200, traded=True)  # same day
+    s = close_day(pack, s)
+    assert s.traded_days == ["2025-03-10", "2025-03-11"] and s.passed_at is None
+    s = mark(pack, s, at=et(12, 10, 0), balance_usd=51_200, equity_usd=51_200, traded=True)
+    s = close_day(pack, s, et(12, 17, 0))
+    assert s.passed_at == et(12, 17, 0)
+
+
+def test_a_failed_account_never_passes():
+    pack = make_pack(
+        rule("profit_target", amount_usd=1_000), rule("max_loss", amount_usd=2_000, trailing="static")
+    )
+    s = start(pack, et(10, 9, 0))
+    s = mark(pack, s, at=et(10, 10, 0), balance_usd=48_000, equity_usd=48_000)
+    s = mark(pack, s, at=et(10, 15, 0), balance_usd=51_000, equity_usd=51_000)
+    assert close_day(pack, s).passed_at is None and s.failed is not None
+
+
+# ---- flat-by time and news -----------------------------------------------------------------------------
+
+
+def test_flat_by_window_runs_from_the_time_to_the_reopen():
+    pack = make_pack(rule("flat_by", time="16:10"))
+    s = start(pack, et(10, 9, 0))
+    assert flatten_due(pack, s, et(10, 16, 9)) is None
+    assert "flat by 16:10 ET" in flatten_due(pack, s, et(10, 16, 10))
+    assert [c for c, _, _ in _check(pack, s, et(10, 17, 59))[0]] == ["prop_flat_by"]
+    assert _check(pack, s, et(10, 18, 0)) == ([], 1)  # the next session is open for new risk
+    row = evaluate(pack, s, at=et(10, 15, 40), positions={"NQ": 1})[0]
+    assert row.distance == 30 and row.state == "ok"
+    row = evaluate(pack, s, at=et(10, 16, 20), positions={"NQ": 1})[0]
+    assert row.state == "breached"
+
+
+class _Blackout:  # the calendar's Blackout, as flatten_due reads it
+    def __init__(self, action: str) -> None:
+        self.rule = type("R", (), {"action": action})()
+        self.event = type("E", (), {"kind": "cpi", "title": "CPI", "time": "2025-03-12T08:30-04:00"})()
+
+
+def test_news_rules_become_calendar_blackouts_and_flatten_windows():
+    pack = make_pack(rule("news", kinds=["cpi", "fomc"], before_min=2, after_min=2, action="flatten"))
+    assert news_rules(pack) == [
+        {"kinds": ["cpi", "fomc"], "before_min": 2, "after_min": 2, "action": "flatten"}
+    ]
+    s = start(pack, et(12, 8, 0))
+    assert "CPI" in flatten_due(pack, s, et(12, 8, 29), blackout=_Blackout("flatten"))
+    assert flatten_due(pack, s, et(12, 8, 29), blackout=_Blackout("block")) is None
