@@ -28,7 +28,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nq_ray.errors import ConfigError
 from nq_ray.market.calendar import Blackout, BlackoutRule, EconomicCalendar, calendar_from_settings
 from nq_ray.market.sessions import session_date
 from nq_ray.propfirm.model import RulePack
@@ -61,19 +60,11 @@ def active_pack(settings: Any) -> RulePack | None:
 
 
 def check_live_pack(patch: Any, settings: Any) -> None:
-    """Refuse a live patch whose ``propfirm.pack`` is not the name of a loadable pack (an unknown name
-    lists the known ones) or is a file path (over the API a pack is named; files go in ``packs_dir``)."""
+    """Refuse a live patch whose ``propfirm.pack`` does not load (the settings already refuse an unknown
+    name, listing the known ones; this loads the file: a malformed pack names its file, line and rule)."""
     section = patch.get("propfirm") if isinstance(patch, dict) else None
-    if not isinstance(section, dict) or "pack" not in section or section["pack"] is None:
-        return
-    name = section["pack"]
-    if not isinstance(name, str) or "/" in name or "\\" in name or name.endswith((".yaml", ".yml")):
-        raise ConfigError(
-            f"propfirm.pack must be a pack's name such as topstep-50k, got {str(name)[:80]!r}; put your own "
-            "pack files in propfirm.packs_dir and name them",
-            errors=[{"key": "propfirm.pack", "value": str(name)[:80], "allowed": "a pack name"}],
-        )
-    active_pack(settings)
+    if isinstance(section, dict) and section.get("pack") is not None:
+        active_pack(settings)
 
 
 def news_rules(pack: RulePack | None) -> list[BlackoutRule]:

@@ -146,11 +146,14 @@ def test_a_failed_account_stays_failed_after_a_restart(tmp_path: Path) -> None:
     try:
         svc.on_bar("NQ", bar(et(10, 0, day=11), 19940, 19940, 19940, 19940))
         later = svc.check_order(buy(1, "f-check-2"))
-        exit_ok = svc.check_order(Order(symbol="NQ", side="sell", quantity=2, reduce_only=True))
+        flat = svc.portfolio()
+        forced = [f for f in svc.fills() if f.fill.client_order_id.startswith(FLATTEN_PREFIX)]
     finally:
         svc.close()
     assert not later.approved and "prop_failed" in codes(later)
-    assert exit_ok.approved  # an account can always flatten
+    # the broker's forced flatten (sent when the account failed) filled at the next bar, after the restart
+    assert [(f.fill.side.value, f.fill.quantity, f.fill.price) for f in forced] == [("sell", 2, 19940.0)]
+    assert not any(p["quantity"] for p in flat["positions"].values())
 
 
 def test_a_live_pack_patch_is_in_force_for_the_next_order_and_an_unknown_pack_is_refused(
@@ -164,10 +167,11 @@ def test_a_live_pack_patch_is_in_force_for_the_next_order_and_an_unknown_pack_is
     try:
         svc.on_bar("NQ", bar(et(10, 0), 20000, 20000, 20000, 20000))
         before = svc.check_order(buy(1, "p-1"))
-        with pytest.raises(NQRayError, match="topstep"):  # the known packs are listed
+        with pytest.raises(ConfigError, match="unknown prop-firm pack 'no-such-pack'; known packs: apex"):
             asyncio.run(live.apply({"propfirm": {"pack": "no-such-pack"}}, "test"))
-        with pytest.raises(ConfigError, match="a pack's name"):
-            asyncio.run(live.apply({"propfirm": {"pack": str(tmp_path / "packs" / f"{PACK}.yaml")}}, "t"))
+        (tmp_path / "packs" / "broken.yaml").write_text("name: broken\nfirm: [\n")
+        with pytest.raises(NQRayError, match="broken.yaml"):  # the file named
+            asyncio.run(live.apply({"propfirm": {"pack": "broken"}}, "test"))
         asyncio.run(live.apply({"propfirm": {"pack": PACK}}, "test"))
         after = svc.check_order(buy(1, "p-2"))  # the broker reads the overlay before the decision
         status = svc.live()
@@ -300,7 +304,8 @@ async def test_the_desk_halts_naming_the_rule_and_flattens_when_the_gate_says_th
         await desk.close()
         await repo.close()
         rt.close()
-    assert out["auto_halt"].startswith("risk engine: prop_failed rule 'Maximum Loss' (fail)")
+    # the day's loss (−$2,400) breached the daily loss too; the failing rule is named with its consequence
+    assert out["auto_halt"].startswith("risk engine: prop_daily_loss, prop_failed rule 'Maximum Loss' (fail)")
     assert status["halted"] and "Maximum Loss" in status["halt_reason"] and status["halted_by"] == "desk"
     assert out["flatten"]["error"] is None
     assert "flattened" in [e["kind"] for e in events]
