@@ -77,3 +77,31 @@ def test_names_and_messages_are_escaped() -> None:
     html = risk.rules_html("<b>pack</b>", bad)
 
     assert "<script>" not in html and "<b>pack</b>" not in html and "&lt;script&gt;" in html
+
+
+def test_the_panel_shows_the_pack_patched_live_through_the_api(api_server: Any) -> None:
+    """Through the real API: no pack → the gate's own limits; ``PATCH /api/config`` sets Topstep 50K →
+    its rules with their values, limits and distances (the fresh account: max-loss room $2,000, the
+    daily loss room $1,000, the $3,000 target pending); the patch is undone after."""
+    from nq_ray_ui.client import ApiClient
+    from nq_ray_ui.state import Ctx
+
+    ctx = Ctx(ApiClient(api_server.url))
+    before = risk.rules_load(ctx)
+    try:
+        ctx.client.patch("/api/config", {"propfirm": {"pack": "topstep-50k"}})
+        during = risk.rules_load(ctx)
+        verdict = ctx.client.tool("check_risk_limits", symbol="NQ", side="buy", contracts=1)["verdict"]
+    finally:
+        ctx.client.patch("/api/config", {"propfirm": {"pack": None}})
+    after = risk.rules_load(ctx)
+
+    assert "Rule pack · none active" in before and "maximum_loss_limit" not in before
+    assert "Rule pack · topstep-50k" in during
+    rows = {r["rule"]: r for r in verdict["distances"]}
+    assert rows["maximum_loss_limit"]["distance"] == 2_000.0
+    assert rows["daily_loss_limit"]["distance"] == 1_000.0
+    assert rows["profit_target"]["state"] == "pending"
+    for name, r in rows.items():
+        assert f'<tr class="nq-rule-{r["state"]}" title=' in during and f"<th>{name}</th>" in during
+    assert "Rule pack · none active" in after
