@@ -13,8 +13,9 @@ lot to the agent's ``ContextManager`` (token budget and priority: ``nq_ray.agent
   contracts per symbol and in total, notional, margin use, today's loss, the trailing drawdown
   (estimated from closed trades: the book does not report its intraday equity high), consecutive losses.
 - ``agent_memory`` — the agent's recent memories, oldest first.
-- ``scheduled_events`` — today's events when an event calendar tool exists (``EVENT_TOOLS``); otherwise
-  it contributes nothing.
+- ``scheduled_events`` — the economic calendar's releases from an hour before ``as_of`` to a day after
+  it, each with its countdown ("CPI in 35 minutes") and blackout window, when an event calendar tool
+  exists (``EVENT_TOOLS``: ``get_economic_calendar``, docs/calendar.md); otherwise it contributes nothing.
 
 Point in time: ``as_of`` is the tools' "now" (``get_market_hours``: the point-in-time ``as_of`` of a replay
 or backtest, the replay clock, or the wall clock), or the close of the last bar when that tool is not
@@ -41,6 +42,7 @@ import pandas as pd
 from nq_ray.agents.context import SEED_SOURCES, BuiltContext, ContextManager, bind_sources
 from nq_ray.data.intervals import interval_length
 from nq_ray.errors import InvalidArgumentError, NQRayError
+from nq_ray.market.calendar import KIND_LABELS, countdown_text
 from nq_ray.market.sessions import session_date, session_dates
 from nq_ray.tools.context import PointInTimeError
 
@@ -411,22 +413,51 @@ async def _event_tool(tools: Any) -> str | None:
     return name
 
 
+EVENTS_BEHIND = pd.Timedelta(hours=1)  # a release this recent still moves the market: shown "… ago"
+EVENTS_AHEAD = pd.Timedelta(hours=24)
+
+
+def event_line(event: dict[str, Any], as_of: datetime, blackouts: Sequence[dict[str, Any]] = ()) -> str:
+    """One calendar event as the prompt shows it: ``"CPI in 35 minutes: Consumer Price Index for
+    February 2026 at 2026-03-11 08:30 EDT; blackout 08:25–08:35 ET (block)"``; any other field as
+    ``key=value``, an outcome (``EVENT_OUTCOME_KEYS``) only once the event is past ``as_of``."""
+    when = _at(event["time"]).tz_convert("America/New_York") if event.get("time") else None
+    kind = str(event.get("kind") or "")
+    label = KIND_LABELS.get(kind) or kind or str(event.get("name") or event.get("title") or "event")
+    head = label if when is None else f"{label} {countdown_text(when.to_pydatetime(), as_of)}"
+    title = event.get("title") or event.get("name")
+    parts = [f"{head}: {title}" if title and title != label else head]
+    if when is not None:
+        parts[0] += f" at {when:%Y-%m-%d %H:%M %Z}"
+    for rule in blackouts:
+        if when is not None and kind and kind in (rule.get("kinds") or []):
+            lo = when - pd.Timedelta(minutes=int(rule.get("before_min", 0)))
+            hi = when + pd.Timedelta(minutes=int(rule.get("after_min", 0)))
+            parts.append(f"blackout {lo:%H:%M}–{hi:%H:%M} ET ({rule.get('action', 'block')})")
+    later = when is not None and when > pd.Timestamp(as_of)
+    shown = {
+        k: v
+        for k, v in event.items()
+        if k not in ("kind", "time", "title", "name", "source") and not (later and k in EVENT_OUTCOME_KEYS)
+    }
+    parts += [f"{k}={v}" for k, v in shown.items()]
+    return "; ".join(parts)
+
+
 async def scheduled_events(req: SourceRequest) -> list[str] | None:
-    """Today's events from an event calendar tool, outcomes after ``as_of`` removed; ``None`` (nothing)
-    when no calendar tool exists."""
+    """The calendar's releases from an hour before ``as_of`` to a day after it ("CPI in 35 minutes"),
+    with the blackout window around each and outcomes after ``as_of`` removed; ``None`` (nothing) when
+    no calendar tool exists."""
     name = await _event_tool(req.agent.tools)
     allowed = req.agent.config.tools
     if name is None or (allowed is not None and name not in allowed):
         return None
-    day = str(session_date(req.as_of))
-    out = await req.tool(name, date=day)
-    rows = []
-    for e in out.get("events") or []:
-        when = e.get("time")
-        later = when is not None and _at(when) > pd.Timestamp(req.as_of)
-        shown = {k: v for k, v in e.items() if not (later and k in EVENT_OUTCOME_KEYS)}
-        rows.append(", ".join(f"{k}={v}" for k, v in shown.items()))
-    return rows or [f"no events scheduled for the session of {day}"]
+    now = pd.Timestamp(req.as_of).tz_convert("America/New_York")
+    lo, hi = (now - EVENTS_BEHIND).isoformat(), (now + EVENTS_AHEAD).isoformat()
+    out = await req.tool(name, start=lo, end=hi)
+    rules = out.get("blackouts") or []
+    rows = [event_line(e, req.as_of, rules) for e in out.get("events") or []]
+    return rows or [f"no scheduled releases in the hour before or the 24 hours after {_ny(now)} (New York)"]
 
 
 SOURCES: dict[str, SourceFn] = {

@@ -45,7 +45,9 @@ __all__ = [
     "bundled_calendar",
     "calendar_from_settings",
     "countdown",
+    "countdown_text",
     "load_calendar",
+    "shared_calendar",
 ]
 
 NY = ZoneInfo("America/New_York")
@@ -238,20 +240,25 @@ class EconomicCalendar:
         return found[0] if found else None
 
 
-def countdown(event: EconomicEvent, at: datetime) -> str:
-    """``"CPI in 35 minutes"``, ``"FOMC statement in 2 h 5 min"``, ``"NFP 3 minutes ago"``."""
-    at = _aware(at, "at")
-    secs = (event.time - at).total_seconds()
+def countdown_text(when: datetime, at: datetime) -> str:
+    """``"in 35 minutes"``, ``"in 2 h 5 min"``, ``"in 3 days"``, ``"3 minutes ago"``, ``"now"`` (whole
+    minutes, rounded down)."""
+    secs = (_aware(when, "when") - _aware(at, "at")).total_seconds()
     mins = int(abs(secs) // 60)
     if mins < 1:
-        return f"{event.label} now"
+        return "now"
     if mins < 120:
         span = f"{mins} minute{'s' if mins != 1 else ''}"
     elif mins < 48 * 60:
         span = f"{mins // 60} h {mins % 60} min"
     else:
         span = f"{mins // (24 * 60)} days"
-    return f"{event.label} in {span}" if secs > 0 else f"{event.label} {span} ago"
+    return f"in {span}" if secs > 0 else f"{span} ago"
+
+
+def countdown(event: EconomicEvent, at: datetime) -> str:
+    """``"CPI in 35 minutes"``, ``"FOMC statement in 2 h 5 min"``, ``"NFP 3 minutes ago"``."""
+    return f"{event.label} {countdown_text(event.time, at)}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -273,16 +280,16 @@ def _wall_time(text: str, where: str) -> datetime:
 
 def _localize(t: datetime, where: str) -> datetime:
     early, late = t.replace(tzinfo=NY, fold=0), t.replace(tzinfo=NY, fold=1)
-    if early.utcoffset() != late.utcoffset():
-        raise ConfigError(
-            f"{where}: {t:%Y-%m-%d %H:%M} is ambiguous in America/New_York (the clocks go back that "
-            "night); give the offset, e.g. -04:00 or -05:00",
-            time=t.isoformat(),
-        )
     if early.astimezone(ZoneInfo("UTC")).astimezone(NY).replace(tzinfo=None) != t:
         raise ConfigError(
             f"{where}: {t:%Y-%m-%d %H:%M} does not exist in America/New_York (the clocks go forward that "
             "night); give the offset",
+            time=t.isoformat(),
+        )
+    if early.utcoffset() != late.utcoffset():
+        raise ConfigError(
+            f"{where}: {t:%Y-%m-%d %H:%M} is ambiguous in America/New_York (the clocks go back that "
+            "night); give the offset, e.g. -04:00 or -05:00",
             time=t.isoformat(),
         )
     return early
@@ -468,3 +475,23 @@ def calendar_from_settings(events: EventSettings) -> EconomicCalendar:
     for f in events.calendar_files:
         cal = cal.merged(load_calendar(f, ics_kinds=events.ics_kinds))
     return cal
+
+
+_SHARED: dict[str, EconomicCalendar] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_calendar(events: EventSettings) -> EconomicCalendar:
+    """This process's calendar for ``events`` (built once per distinct settings): the tools, the REST
+    API, the gate's callers and the agents' context read the same one, so an event ``add``-ed at run
+    time is seen by all of them in this process. Events added at run time are not persisted: put
+    lasting ones in ``events.calendar_files``. Files are read once: a changed file is read again when the
+    settings change or the process restarts."""
+    key = events.model_dump_json()
+    with _SHARED_LOCK:
+        cal = _SHARED.get(key)
+        if cal is None:
+            if len(_SHARED) >= 8:  # settings changed many times (tests, live config): keep the newest
+                _SHARED.pop(next(iter(_SHARED)))
+            cal = _SHARED[key] = calendar_from_settings(events)
+        return cal

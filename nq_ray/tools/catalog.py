@@ -12,7 +12,7 @@ outside services, and ``default`` is one when the server's ``data.default_source
 
 from __future__ import annotations
 
-from nq_ray.tools import agents, analysis, backtesting, data, execution, risk, scanning
+from nq_ray.tools import agents, analysis, backtesting, calendar, data, execution, risk, scanning
 from nq_ray.tools.registry import ToolSpec, spec_of
 
 
@@ -26,6 +26,7 @@ def specs() -> list[ToolSpec]:
         # calendar
         spec_of(data.get_market_hours, "data", toolset="calendar", title="Market hours"),
         spec_of(data.get_session_calendar, "data", toolset="calendar", title="Session calendar"),
+        spec_of(calendar.get_economic_calendar, "calendar", title="Economic calendar", open_world=False),
         # analysis
         spec_of(analysis.calculate_technical_indicators, "analysis", title="Technical indicators"),
         spec_of(analysis.detect_patterns, "analysis", title="Chart and candlestick patterns"),

@@ -94,7 +94,11 @@ async def test_every_source_has_real_content_from_the_book_and_the_bars(
 
     when, got = await gather_sources(agent, "NQ", list(SOURCES), memories=memories)
 
-    assert when == AS_OF and "scheduled_events" not in got  # no calendar tool: nothing, not an error
+    assert when == AS_OF
+    # the bundled calendar has nothing from 10:05 Friday 2026-03-20 to 11:05 Saturday (claims: Thursdays)
+    assert got["scheduled_events"] == [
+        "no scheduled releases in the hour before or the 24 hours after 2026-03-20 11:05 (New York)"
+    ]
     last = nq_5m.loc[pd.Timestamp("2026-03-20T11:00", tz="America/New_York")]
     md = got["current_market_data"]
     assert f"11:00 O {last['open']:.2f} H {last['high']:.2f}" in md["5m (this agent's timeframe)"]
@@ -206,3 +210,16 @@ async def test_an_agent_without_the_book_tools_gets_a_clear_section(book: tuple[
 
     assert "## Open positions\nnot available: analysis_agent may not call 'manage_position'" in built.text
     assert isinstance(agent.context, ContextManager) and built.built.token_budget == 1200
+
+
+async def test_scheduled_events_count_down_to_the_next_release(book: tuple[Settings, Any]) -> None:
+    # the January 2026 CPI came out Friday 2026-02-13 08:30 EST (moved from 02-11 by the funding lapse)
+    settings, broker = book
+    agent = agent_over(settings, broker, at=pd.Timestamp("2026-02-13T07:55", tz="America/New_York"))
+
+    _, got = await gather_sources(agent, "NQ", ["scheduled_events"])
+
+    assert got["scheduled_events"] == [
+        "CPI in 35 minutes: Consumer Price Index for January 2026 at 2026-02-13 08:30 EST; "
+        "blackout 08:25–08:35 ET (block)"
+    ]

@@ -102,6 +102,7 @@ HINTS: dict[str, tuple[str, bool, bool, bool, bool]] = {
     "generate_mock_data": ("data", True, False, True, False),
     "get_market_hours": ("calendar", True, False, True, False),
     "get_session_calendar": ("calendar", True, False, True, False),
+    "get_economic_calendar": ("calendar", True, False, True, False),
     "calculate_technical_indicators": ("analysis", True, False, True, True),
     "detect_patterns": ("analysis", True, False, True, True),
     "analyze_momentum": ("analysis", True, False, True, True),
@@ -251,7 +252,11 @@ def test_the_server_takes_its_toolsets_from_the_settings_and_refuses_unknown_one
 
     s = Settings(data={"data_dir": str(settings.data.data_dir)}, mcp={"toolsets": ["calendar"]})
     registry = build_registry(ToolContext(settings=s))
-    assert [t.name for t in tools_for(registry)] == ["get_market_hours", "get_session_calendar"]
+    assert [t.name for t in tools_for(registry)] == [
+        "get_market_hours",
+        "get_session_calendar",
+        "get_economic_calendar",
+    ]
     with pytest.raises(ValidationError, match="toolsets"):
         Settings(mcp={"toolsets": ["trading"]})
     with pytest.raises(ValidationError, match="toolsets"):
