@@ -13,6 +13,7 @@ equity peaks at 51,500 and the day closes at 50,800. The intraday-equity floor f
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import date, datetime, time
 from typing import Any, Protocol
@@ -82,7 +83,7 @@ class BlackoutLike(Protocol):
 def start(pack: RulePack, at: datetime, balance_usd: float | None = None) -> PropState:
     """A fresh account under ``pack`` at ``at`` (balance: the pack's starting balance unless given)."""
     bal = float(pack.starting_balance_usd if balance_usd is None else balance_usd)
-    if not bal > 0:
+    if not (math.isfinite(bal) and bal > 0):
         raise InvalidArgumentError(f"starting balance must be > 0, got {balance_usd}")
     return PropState(
         pack=pack.name,
@@ -125,6 +126,11 @@ def mark(
     """The account at ``at``: rolls the session day first when ``at`` is in a later CME session day
     (closing the previous one), updates the highs, then evaluates: ``failed``/``failed_at`` on the first
     ``fail`` rule breached, ``stopped_day`` on a ``stop_day`` breach. ``traded``: a fill happened."""
+    if not (math.isfinite(balance_usd) and math.isfinite(equity_usd)):
+        raise InvalidArgumentError(
+            f"mark needs finite balance and equity, got balance {balance_usd}, equity {equity_usd}; "
+            "fix the account feed"
+        )
     day = session_date(at)
     if day < state.session_day:
         raise InvalidArgumentError(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nq_ray.errors import InvalidArgumentError
 from nq_ray.propfirm.state import (
@@ -176,6 +178,13 @@ def test_marks_cannot_go_back_a_session_day():
         mark(pack, s, at=et(10, 10, 0), balance_usd=50_000, equity_usd=50_000)
 
 
+def test_non_finite_marks_are_refused():
+    pack = make_pack(rule("max_loss", amount_usd=2_000, trailing="intraday_equity"))
+    s = start(pack, et(10, 9, 0))
+    with pytest.raises(InvalidArgumentError, match="finite"):
+        mark(pack, s, at=et(10, 10, 0), balance_usd=50_000, equity_usd=float("nan"))
+
+
 def test_close_day_is_idempotent():
     pack = make_pack(rule("max_loss", amount_usd=2_000, trailing="eod_balance"))
     s = mark(pack, start(pack, et(10, 9, 0)), at=et(10, 15, 0), balance_usd=50_700, equity_usd=50_700)
@@ -327,3 +336,47 @@ def test_news_rules_become_calendar_blackouts_and_flatten_windows():
     s = start(pack, et(12, 8, 0))
     assert "CPI" in flatten_due(pack, s, et(12, 8, 29), blackout=_Blackout("flatten"))
     assert flatten_due(pack, s, et(12, 8, 29), blackout=_Blackout("block")) is None
+
+
+# ---- property: what order_check allows never breaks the contract cap ----------------------------------
+
+_book = st.dictionaries(st.sampled_from(["NQ", "MNQ", "ES", "MES"]), st.integers(-12, 12), max_size=4)
+
+
+def _exposure(cap_rule, positions, working, symbol, signed_n):
+    """Worst-case mini-equivalents with ``signed_n`` more of ``symbol`` (the model's definition, by hand)."""
+    total = 0.0
+    for k in set(positions) | set(working) | {symbol}:
+        p, w = positions.get(k, 0), working.get(k, 0)
+        extra = signed_n if k == symbol else 0
+        total += max(abs(p + extra), abs(p + w + extra)) * cap_rule.weight(k)
+    return total
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    positions=_book,
+    working=_book,
+    symbol=st.sampled_from(["NQ", "MNQ", "ES", "MES"]),
+    side=st.sampled_from([1, -1]),
+    n=st.integers(1, 40),
+)
+def test_allowed_contracts_are_the_most_that_fit_the_cap(positions, working, symbol, side, n):
+    pack = make_pack(SCALING)  # cap 2 minis at the start balance
+    cap_rule = pack.rules[0]
+    s = start(pack, et(10, 9, 0))
+    _, allowed = order_check(
+        pack,
+        s,
+        symbol=symbol,
+        side_sign=side,
+        contracts=n,
+        positions=positions,
+        working=working,
+        at=et(10, 10, 0),
+        reducing=False,
+    )
+    if allowed:
+        assert _exposure(cap_rule, positions, working, symbol, side * allowed) <= 2 + 1e-9
+    for more in range(allowed + 1, n + 1):  # every larger size would break it
+        assert _exposure(cap_rule, positions, working, symbol, side * more) > 2 + 1e-9
