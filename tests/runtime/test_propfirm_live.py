@@ -22,6 +22,7 @@ no commission; NQ $20 a point):
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -186,14 +187,16 @@ def test_a_live_pack_patch_is_in_force_for_the_next_order_and_an_unknown_pack_is
 def test_an_order_two_minutes_before_the_fomc_statement_is_denied_and_an_hour_later_is_not(
     tmp_path: Path,
 ) -> None:
-    """The replay clock over the bundled sample, the default blackouts (FOMC/CPI/NFP, 5 minutes either
-    side): 2026-03-18 13:58 ET is inside the FOMC statement's window (14:00), 14:58 is not."""
+    """The replay clock over the bundled sample and the bundled calendar, a blackout of 5 minutes either
+    side of an FOMC statement (the default's FOMC window, spelled out so the test holds if the default
+    rules grow): 2026-03-18 13:58 ET is inside the statement's window (14:00), 14:58 is not."""
     from nq_ray.runtime import Runtime
     from nq_ray.runtime.replay import prepare_replay
 
     s = Settings(
         data={"data_dir": str(tmp_path / "data")},
         replay={"clock": "replay", "symbols": ["NQ"], "start": "2026-03-18T13:00"},
+        events={"blackouts": [{"kinds": ["fomc"], "before_min": 5, "after_min": 5, "action": "block"}]},
     )
     prepare_replay(s)
 
@@ -283,12 +286,12 @@ async def test_the_desk_halts_naming_the_rule_and_flattens_when_the_gate_says_th
             return super().build(agent_type, agent_id, config)
 
     s = pack_settings(tmp_path, llm={"providers": [RULES.model_dump()], "health_interval_s": 0})
-    clock = FixedClock(et(10, 30))
+    clock = FixedClock(et(10, 30, day=11))  # Wednesday: the weekly jobless claims are tomorrow 08:30
     rt = Runtime(s, "in_process", feed=False, clock=clock)
     broker = rt.broker()
-    await broker.on_bar("NQ", bar(et(10, 0), 20000, 20000, 20000, 20000))
+    await broker.on_bar("NQ", bar(et(10, 0, day=11), 20000, 20000, 20000, 20000))
     await broker.place_order(buy(2, "desk-buy"))
-    await broker.on_bar("NQ", bar(et(10, 5), 20000, 20000, 19930, 19940))  # equity 47,600: failed
+    await broker.on_bar("NQ", bar(et(10, 5, day=11), 20000, 20000, 19930, 19940))  # equity 47,600: failed
     tools = LocalTools(rt.registry())
     repo = await Repository.connect(s.store_url)
     router = LLMRouter.from_config(s.llm)
@@ -297,6 +300,7 @@ async def test_the_desk_halts_naming_the_rule_and_flattens_when_the_gate_says_th
     )
     try:
         out = await desk.run_once("NQ")
+        record = await desk.decision(out["decision_id"])
         status = await desk.status()
         events = await desk.events_since(0)
         working = [r for r in await broker.orders(open_only=True) if r.reduce_only]
@@ -310,3 +314,5 @@ async def test_the_desk_halts_naming_the_rule_and_flattens_when_the_gate_says_th
     assert out["flatten"]["error"] is None
     assert "flattened" in [e["kind"] for e in events]
     assert working and all(r.side.value == "sell" for r in working)  # closing orders for the 2 held
+    # the upcoming events reach the desk's analysis (the calendar tool behind the agents' context)
+    assert "Unemployment insurance weekly claims" in json.dumps(record["inputs"]) + str(record["prompt"])
