@@ -316,3 +316,37 @@ async def test_the_desk_halts_naming_the_rule_and_flattens_when_the_gate_says_th
     assert working and all(r.side.value == "sell" for r in working)  # closing orders for the 2 held
     # the upcoming events reach the desk's analysis (the calendar tool behind the agents' context)
     assert "Unemployment insurance weekly claims" in json.dumps(record["inputs"]) + str(record["prompt"])
+
+
+def test_a_flatten_blackout_window_flattens_and_refuses_new_risk_until_it_ends(tmp_path: Path) -> None:
+    """No pack: a user calendar's CPI at 10:30 ET with a window of 10 minutes before to 5 after whose
+    action is ``flatten``. The 10:20 mark is inside it: the broker flattens the long; a buy is refused with
+    ``event_blackout`` until 10:35, when it passes again."""
+    cal = tmp_path / "cpi.csv"
+    cal.write_text(
+        "kind,time,title,source\n"
+        "cpi,2026-03-10T10:30:00-04:00,CPI (test),https://www.bls.gov/schedule/news_release/cpi.htm\n"
+    )
+    rules = [{"kinds": ["cpi"], "before_min": 10, "after_min": 5, "action": "flatten"}]
+    s = pack_settings(tmp_path, pack=None, events={"calendar_files": [str(cal)], "blackouts": rules})
+    svc = BrokerService(s, clock="bar")
+    try:
+        svc.on_bar("NQ", bar(et(10, 0), 20000, 20000, 20000, 20000))
+        svc.place_order(buy(1, "cpi-buy"))
+        svc.on_bar("NQ", bar(et(10, 5), 20000, 20000, 20000, 20000))  # filled, outside the window
+        svc.on_bar("NQ", bar(et(10, 20), 20000, 20000, 20000, 20000))  # 10:20: the window opens
+        forced = [r for r in svc.orders(open_only=True) if r.client_order_id.startswith(FLATTEN_PREFIX)]
+        inside = svc.check_order(buy(1, "cpi-inside"))
+        status = svc.prop_status()
+        svc.on_bar("NQ", bar(et(10, 25), 20000, 20000, 20000, 20000))
+        flat = svc.portfolio()
+        svc.on_bar("NQ", bar(et(10, 35), 20000, 20000, 20000, 20000))  # the window has ended
+        after = svc.check_order(buy(1, "cpi-after"))
+    finally:
+        svc.close()
+    assert len(forced) == 1 and forced[0].side.value == "sell" and forced[0].quantity == 1
+    assert codes(inside) == {"event_blackout"} and "CPI (test)" in inside.reasons[0].message
+    assert status["blackout"]["action"] == "flatten" and "CPI (test)" in status["flatten_due"]
+    assert status["last_flatten"]["orders"] == [forced[0].client_order_id]
+    assert not any(p["quantity"] for p in flat["positions"].values())
+    assert after.approved, after.reasons
