@@ -42,6 +42,7 @@ __all__ = [
     "BlackoutRule",
     "EconomicCalendar",
     "EconomicEvent",
+    "blackout_for",
     "bundled_calendar",
     "calendar_from_settings",
     "countdown",
@@ -495,3 +496,11 @@ def shared_calendar(events: EventSettings) -> EconomicCalendar:
                 _SHARED.pop(next(iter(_SHARED)))
             cal = _SHARED[key] = calendar_from_settings(events)
         return cal
+
+
+def blackout_for(
+    events: EventSettings, at: datetime, extra_rules: Sequence[BlackoutRule] = ()
+) -> Blackout | None:
+    """The window in force at ``at`` under ``events.blackouts`` plus ``extra_rules`` (a pack's news
+    rules), on the process's calendar: what a desk, broker or backtester passes to ``check_order``."""
+    return shared_calendar(events).blackout_at(at, [*events.blackouts, *extra_rules])
