@@ -558,6 +558,7 @@ LIVE_KEYS: dict[str, Any] = {
     },
     "data": {"default_source": None, "default_symbol": None, "outlier_z": None, "yahoo": None},
     "tools": None,
+    "propfirm": {"pack": None},  # the live account's rule pack: in force for the next order
 }
 
 

@@ -54,6 +54,7 @@ COVERED_ELSEWHERE: dict[str, str] = {
     "nq_ray/testing/asgi.py": "tests/serve/test_mcp_http.py",  # and tests/data/test_tradovate.py
     "nq_ray/testing/instance.py": "tests/serve/test_instances.py",  # and test_runtime.py: `nq-ray up` runs
     "nq_ray/runtime/sessions.py": "tests/runtime/test_cluster.py",  # a killed owner's Ray found, stopped
+    "nq_ray/runtime/propfirm.py": "tests/runtime/test_propfirm_live.py",  # the broker under a pack, restarts
     "nq_ray/serve/instance.py": "tests/serve/test_runtime.py",  # ports, run dir and stale HAProxy of `up`
     "nq_ray/testing/multinode.py": "tests/deploy/test_multinode.py",
     "nq_ray/testing/vllm_cpu.py": "tests/llm/test_vllm_cpu.py",  # and test_serve_llm_cpu.py (live_llm)

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
@@ -55,6 +55,11 @@ from nq_ray.execution.records import (
 from nq_ray.market.sessions import next_close, session_date
 from nq_ray.risk.gate import RiskReason, RiskVerdict, check_order
 from nq_ray.risk.limits import RiskLimits
+
+if TYPE_CHECKING:
+    from nq_ray.market.calendar import Blackout
+    from nq_ray.propfirm.model import RulePack
+    from nq_ray.propfirm.state import PropState
 
 LEG_ROLES = ("stop_loss", "take_profit")
 _OPEN = (OrderStatus.NEW, OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED)
@@ -174,6 +179,10 @@ class Broker:
         # (code ``halted``), and every verdict names the settings version its limits come from
         self.halt_reason: str | None = None
         self.settings_version: int | None = None
+        # also set by the host: the prop-firm pack the account trades under with the account's state
+        # under it, and the economic-event blackout in force at a time (``nq_ray.runtime.propfirm``)
+        self.prop: tuple[RulePack, PropState] | None = None
+        self.blackout_at: Callable[[datetime], Blackout | None] | None = None
         self._orders: dict[str, OrderRecord] = {}  # every order this book has seen
         self._open: dict[str, None] = {}  # open orders, in submission order
         self._positions: dict[str, PositionRecord] = {}
@@ -309,7 +318,8 @@ class Broker:
     # ---- submission -------------------------------------------------------------------------------
 
     def check(self, order: Order, now: datetime) -> RiskVerdict:
-        """The risk gate on this book's own state (and its halt and settings version, when set)."""
+        """The risk gate on this book's own state (and its halt, settings version, prop-firm pack and
+        event blackout, when set)."""
         return check_order(
             order,
             self.account_state(now),
@@ -318,6 +328,8 @@ class Broker:
             clock=lambda: now,
             halt_reason=self.halt_reason,
             settings_version=self.settings_version,
+            prop=self.prop,
+            blackout=self.blackout_at(now) if self.blackout_at is not None else None,
         )
 
     def validate(self, order: Order) -> None:

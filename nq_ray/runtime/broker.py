@@ -23,6 +23,13 @@ and the desk's halt, so a limit patched live or a kill switch pulled while this 
 restarting is in force for the very next order. While halted its gate refuses every order that opens or
 adds to a position (code ``halted``); exits and flattening pass. ``apply_settings`` (the registry's push)
 only makes a change take effect before the next read.
+
+Prop-firm pack and event blackouts (``nq_ray.runtime.propfirm``): the gate of every order also gets the
+active pack (``propfirm.pack``, live) with the account's state under it, marked after every fill and mark
+and before every decision on this broker's clock, and the economic-event blackout in force. When the pack
+or a news window with action ``flatten`` says positions must be flat (failed, day stopped, flat-by time,
+flatten window), the broker flattens every position itself, on the mark that finds it (client order ids
+``prop-flat-...``), whoever else is or is not running; ``prop_status`` is what tools and the UI show.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ import ray
 
 from nq_ray.domain.bars import Bar
 from nq_ray.domain.orders import Fill, Order, OrderType
-from nq_ray.execution.broker import Broker, ManagePosition, parse_order
+from nq_ray.execution.broker import LEG_ROLES, Broker, ManagePosition, PositionAction, parse_order
 from nq_ray.execution.paper import PaperBroker
 from nq_ray.execution.records import FillRecord, OrderRecord
 from nq_ray.risk.gate import RiskVerdict
@@ -47,6 +54,7 @@ from nq_ray.risk.limits import RiskLimits
 from nq_ray.runtime.cluster import NAMESPACE, RemoteMethods, named_actor
 from nq_ray.runtime.feed import MarkFeed
 from nq_ray.runtime.journal import Journal
+from nq_ray.runtime.propfirm import FLATTEN_PREFIX, LivePropFirm
 from nq_ray.store.live import Halt, effective_settings, live_version, read_live
 
 ACTOR_NAME = "paper_broker"
@@ -98,7 +106,10 @@ class BrokerService:
             book.settings_version = live.overlay.version
             self._set_halt(live.halt)
             self._svc = PaperBroker(journal, book, clock=self.clock.now if self.clock is not None else None)
+            self._prop = LivePropFirm(journal, self.settings)
+            self._prop.attach(book)  # the stored state, for the orders recover decides
             self._svc.recover()  # orders journaled but not decided are decided under the live state
+            self._prop.sync(book, self._now())
         except BaseException:
             journal.close()
             raise
@@ -116,9 +127,11 @@ class BrokerService:
         self._book.halt_reason = (halt.reason or "halted") if halt.halted else None
 
     def _take(self, settings: Any, version: int) -> None:
+        self._prop.configure(settings)  # an unknown pack raises here: no order is decided without it
         self.settings = settings
         self._book.limits = _limits(settings)
         self._book.settings_version = version
+        self._prop.sync(self._book, self._now())
         if self._feed is not None:
             self._feed = MarkFeed(settings, ttl_s=self._feed.ttl_s)
 
@@ -132,6 +145,11 @@ class BrokerService:
             settings, self.stale = effective_settings(self._start, live.overlay)
             self._take(settings, live.overlay.version)
             self._set_halt(live.halt)
+        self._prop.sync(self._book, self._now())  # rolls the session day on this clock
+
+    def _now(self) -> datetime | None:
+        """This broker's time: its clock's, else the latest bar's (``None`` before any)."""
+        return self.clock.now() if self.clock is not None else self._svc.book.market_time()
 
     def live(self) -> dict[str, Any]:
         """The live state this broker's gate applies now (read from the store first)."""
@@ -142,7 +160,40 @@ class BrokerService:
             "limits": self._book.limits.model_dump(mode="json"),
             "halt": {"halted": h.halted, "reason": h.reason, "by": h.by, "at": h.at},
             "stale": list(self.stale),
+            "rule_pack": self._prop.pack.name if self._prop.pack is not None else None,
         }
+
+    def prop_status(self) -> dict[str, Any]:
+        """The active prop-firm pack, every rule's value, limit and distance now, the account's state under
+        it, the blackout in force and the upcoming events (``LivePropFirm.status``)."""
+        self._refresh()
+        book = self._svc.book
+        positions = {s: p.position.quantity for s, p in book.positions().items() if p.position.quantity}
+        return self._prop.status(book, self._now(), positions)
+
+    def _after_market(self, fills: list[Fill]) -> list[Fill]:
+        """After fills or marks: mark the pack's state, then flatten when the pack or a news window says
+        positions must be flat now (once: not while a forced flatten's orders still work)."""
+        now = self._now()
+        self._prop.sync(self._book, now, traded=bool(fills))
+        why = self._prop.flatten_reason(now) if now is not None else None
+        if why is None or now is None:
+            return fills
+        book = self._svc.book
+        held = any(p.position.quantity for p in book.positions().values())
+        entries = [r for r in book.open_orders() if r.role not in LEG_ROLES and not r.reduce_only]
+        forcing = any(r.client_order_id.startswith(FLATTEN_PREFIX) for r in book.open_orders())
+        if forcing or not (held or entries):
+            return fills
+        coid = f"{FLATTEN_PREFIX}{now.strftime('%Y%m%dT%H%M%S')}"
+        req = ManagePosition(action=PositionAction.FLATTEN_ALL, client_order_id=coid)
+        out = self._svc.manage_position(req)
+        self._prop.last_flatten = {
+            "at": now.isoformat(),
+            "reason": why,
+            "orders": [r.client_order_id for r in out],
+        }
+        return fills
 
     def ready(self) -> dict[str, Any]:
         """Liveness plus what was recovered: open orders and the process id (changes on a restart)."""
@@ -165,6 +216,7 @@ class BrokerService:
         verdict: RiskVerdict | Mapping[str, Any] | None,
         source: str | None = None,
     ) -> OrderRecord:
+        self._prop.sync(self._book, self._now())
         return self._svc.submit(order, verdict, source=source)
 
     def place_order(self, order: Order | Mapping[str, Any], source: str | None = None) -> OrderRecord:
@@ -178,7 +230,7 @@ class BrokerService:
             self._mark(o.symbol)
         rec = self._svc.submit(o, self._svc.check(o), source=source)
         if self._feed is not None and fresh and not self.replay:
-            self._fill_market({rec.symbol})
+            self._after_market(self._fill_market({rec.symbol}))
             rec = self._svc.order(rec.client_order_id)
         return rec
 
@@ -189,7 +241,7 @@ class BrokerService:
         self._refresh()
         out = self._svc.manage_position(request)
         if self._feed is not None and out and not self.replay:
-            self._fill_market({r.symbol for r in out})
+            self._after_market(self._fill_market({r.symbol for r in out}))
             out = [self._svc.order(r.client_order_id) for r in out]
         return out
 
@@ -234,6 +286,7 @@ class BrokerService:
             last = self._svc.book.marks().get(sym)
             if q is not None and (last is None or q.bar.time > last.bar_time):
                 fills.extend(self._svc.on_bar(sym, q.bar))
+        self._after_market(fills)
         return {"symbols": sorted(symbols), "fills": len(fills), "feed": True}
 
     def apply_settings(self, settings: Any, version: int | None = None) -> dict[str, Any]:
@@ -251,13 +304,13 @@ class BrokerService:
         return self._svc.book.limits.model_dump(mode="json")
 
     def on_bar(self, symbol: str, bar: Bar | Mapping[str, Any]) -> list[Fill]:
-        return self._svc.on_bar(symbol, bar)
+        return self._after_market(self._svc.on_bar(symbol, bar))
 
     def on_price(self, symbol: str, price: float, time: datetime) -> list[Fill]:
-        return self._svc.on_price(symbol, price, time)
+        return self._after_market(self._svc.on_price(symbol, price, time))
 
     def process_bars(self, symbol: str, frame: pd.DataFrame) -> list[Fill]:
-        return self._svc.process_bars(symbol, frame)
+        return self._after_market(self._svc.process_bars(symbol, frame))
 
     def order(self, client_order_id: str) -> OrderRecord:
         return self._svc.order(client_order_id)
@@ -371,6 +424,10 @@ class RayBroker(RemoteMethods):
         out: dict[str, Any] = await self._call("live")
         return out
 
+    async def prop_status(self) -> dict[str, Any]:
+        out: dict[str, Any] = await self._call("prop_status")
+        return out
+
     async def limits(self) -> dict[str, Any]:
         out: dict[str, Any] = await self._call("limits")
         return out
@@ -447,6 +504,10 @@ class LocalBroker:
 
     async def live(self) -> dict[str, Any]:
         out: dict[str, Any] = await self._run(self.svc.live)
+        return out
+
+    async def prop_status(self) -> dict[str, Any]:
+        out: dict[str, Any] = await self._run(self.svc.prop_status)
         return out
 
     async def limits(self) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from nq_ray.domain.audit import AuditRecord
 from nq_ray.runtime.broker import RayBroker, get_or_create_broker
 from nq_ray.runtime.cluster import NAMESPACE, RemoteMethods, find_actor, named_actor
 from nq_ray.runtime.metrics import Metrics
+from nq_ray.runtime.propfirm import check_live_pack
 from nq_ray.runtime.replay import clock_for
 from nq_ray.tools.audit import StoreAuditor
 from nq_ray.tools.context import ToolContext
@@ -86,6 +87,7 @@ class LiveSettings:
         async with self._lock:
             normal = live_patch(self.settings, patch)
             new = self.settings.merged(normal)  # raises before anything is written
+            check_live_pack(patch, new)  # an unknown or broken rule pack is refused, naming the known ones
             repo = await self._store()
             change_id = None
             at = datetime.now(UTC)

@@ -10,7 +10,7 @@ and paper broker, the ones the tools use — so they answer the same over stdio 
 | ``nq://contracts/{symbol}`` | one contract (NQ, MNQ, ES, MES, ..., ``NQ=F``, ``NQH26``) |
 | ``nq://calendar/session`` | the session of "now" on the runtime's clock: open, close, halt, next open |
 | ``nq://calendar/{date}`` | one exchange session date (``YYYY-MM-DD``): open and close, or closed and why |
-| ``nq://risk/limits`` | the limits the pre-trade gate enforces (the paper broker's), and the rule pack |
+| ``nq://risk/limits`` | the gate's limits (the paper broker's), the prop-firm pack's rules, event blackouts |
 | ``nq://decisions/recent`` | the desk's last 20 recorded decisions, newest first (from the store) |
 | ``nq://decisions/recent/{limit}`` | the last ``limit`` (1..200) |
 | ``nq://orders/book`` | the paper book: working orders, positions and P&L, fills summary, last fills |
@@ -60,8 +60,16 @@ MAX_ARGUMENT_CHARS = 20_000
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DIGITS = re.compile(r"^\d{1,6}$")
 RULE_PACK_NOTE = (
-    "no prop-firm rule pack is active: nq-ray has none yet; the limits above are everything the gate "
-    "enforces (trailing drawdown and daily loss included)"
+    "no prop-firm rule pack is active (settings propfirm.pack): the limits above and the event blackouts "
+    "are everything the gate enforces (trailing drawdown and daily loss included)"
+)
+PACK_NOTE = (
+    "the prop-firm rule pack the paper broker's gate enforces now (settings propfirm.pack, live): each "
+    "rule's value, limit and distance (room left; <= 0 breached), its state and consequence"
+)
+NO_BROKER_PACK_NOTE = (
+    "this server has no paper broker: the configured pack's name only (settings propfirm.pack); its "
+    "rules' values need the paper broker"
 )
 
 
@@ -166,6 +174,17 @@ class Resources:
                 "paper_broker",
                 "what the paper broker's pre-trade gate enforces now (live settings)",
             )
+        pack: dict[str, Any] | None = None
+        pack_note = RULE_PACK_NOTE
+        events: dict[str, Any] = {"event_blackout": None, "upcoming_events": None}
+        prop = getattr(broker, "prop_status", None)
+        if callable(prop):
+            status = await prop()
+            events = {"event_blackout": status["blackout"], "upcoming_events": status["upcoming_events"]}
+            if status.get("pack") is not None:
+                pack, pack_note = status, PACK_NOTE
+        elif settings.propfirm.pack:
+            pack, pack_note = {"pack": {"name": settings.propfirm.pack}, "rules": []}, NO_BROKER_PACK_NOTE
         return {
             **self._stamp(),
             "limits": limits,
@@ -173,8 +192,9 @@ class Resources:
             "note": note,
             "account_size_usd": settings.risk.account_size_usd,
             "margin_overrides_usd": dict(settings.risk.margins),
-            "rule_pack": None,
-            "rule_pack_note": RULE_PACK_NOTE,
+            "rule_pack": pack,
+            "rule_pack_note": pack_note,
+            **events,
         }
 
     # ---- decisions ------------------------------------------------------------------------------

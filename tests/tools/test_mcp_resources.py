@@ -168,6 +168,47 @@ async def test_risk_limits_without_a_broker_are_the_settings_said_so(settings: S
     assert out["limits"]["max_contracts_per_symbol"] == 3
 
 
+async def test_risk_limits_show_the_active_packs_rules_with_value_limit_and_distance(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Topstep 50K Combine, freshly active on a $100,000 paper account at 11:00 on a Tuesday: the account
+    is tracked on the pack's $50,000 — max-loss floor $48,000 (room $2,000), daily loss −$1,000 (room
+    $1,000), 5 minis, the $3,000 target pending; no blackout at 11:00, and the user's calendar file's
+    CPI of 2026-03-11 08:30 ET is among the next 24 hours' events (one 2026-03-12 is not)."""
+    cal = tmp_path / "mine.csv"
+    cal.write_text(
+        "kind,time,title,source\n"
+        "cpi,2026-03-11T08:30:00-04:00,CPI (February 2026),https://www.bls.gov/schedule/news_release/cpi.htm\n"
+        "ppi,2026-03-12T08:30:00-04:00,PPI (February 2026),https://www.bls.gov/schedule/news_release/ppi.htm\n"
+    )
+    s = settings.merged({"propfirm": {"pack": "topstep-50k"}, "events": {"calendar_files": [str(cal)]}})
+    rt = Runtime(s, "in_process", feed=False, clock=FixedClock(NOW))
+    try:
+        async with Client(build_mcp(rt.registry(), who="test")) as c:
+            out = await read(c, "nq://risk/limits")
+    finally:
+        rt.close()
+    pack = out["rule_pack"]
+    rules = {r["rule"]: r for r in pack["rules"]}
+    assert pack["pack"]["name"] == "topstep-50k" and pack["status"] == "active"
+    assert "rule pack" in out["rule_pack_note"] and "value, limit and distance" in out["rule_pack_note"]
+    ml = rules["maximum_loss_limit"]
+    assert (ml["value"], ml["limit"], ml["distance"], ml["state"]) == (50_000.0, 48_000.0, 2_000.0, "ok")
+    dl = rules["daily_loss_limit"]
+    assert (dl["value"], dl["limit"], dl["distance"], dl["consequence"]) == (
+        0.0,
+        -1_000.0,
+        1_000.0,
+        "stop_day",
+    )
+    assert rules["profit_target"]["state"] == "pending" and rules["profit_target"]["distance"] == 3_000.0
+    assert rules["maximum_position_size"]["limit"] == 5
+    assert pack["state"]["balance_usd"] == 50_000.0 and pack["offset_usd"] == -50_000.0
+    assert out["event_blackout"] is None
+    titles = [e["title"] for e in out["upcoming_events"]]
+    assert "CPI (February 2026)" in titles and "PPI (February 2026)" not in titles
+
+
 # ---- decisions -------------------------------------------------------------------------------------
 def test_the_desk_agent_id_is_the_desks() -> None:
     from nq_ray.agents.desk import TradingDesk

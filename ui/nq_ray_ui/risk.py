@@ -1,4 +1,5 @@
-"""The Risk tab: limits in force, exposure, daily-loss and drawdown gauges, VaR / ES, the approval queue.
+"""The Risk tab: limits in force, exposure, daily-loss and drawdown gauges, VaR / ES, the approval queue,
+and the prop-firm rule pack: every rule's value, limit and distance, colour-coded by state.
 
 Symbols and VaR methods (the ``calculate_var`` tool's enum) and its defaults come from the catalogue.
 """
@@ -11,10 +12,11 @@ import gradio as gr
 
 from nq_ray_ui import charts
 from nq_ray_ui.client import ApiError
-from nq_ray_ui.render import error_html, esc, frame, kv_table, ok_html, pct, percent, usd
+from nq_ray_ui.render import error_html, esc, frame, kv_table, num, ok_html, pct, percent, usd
 from nq_ray_ui.state import Catalog, Ctx, TabView, pick
 
 CONFIDENCES = [0.95, 0.99]  # presets; any level in (0.5, 1) can be typed
+RULE_STATES = ("ok", "warning", "breached", "met", "pending")  # nq_ray.propfirm.RuleStatus.state
 
 
 def risk_load(
@@ -70,7 +72,70 @@ def risk_load(
     except ApiError as exc:
         errors.append(error_html(exc, "VaR"))
     approvals, note = approvals_table(ctx)
-    return limits_html, exposure_html, var_html, g_loss, g_dd, approvals, note + "".join(errors)
+    rules = rules_load(ctx)
+    return limits_html, exposure_html, var_html, g_loss, g_dd, approvals, rules, note + "".join(errors)
+
+
+def rules_load(ctx: Ctx) -> str:
+    """The active rule pack (the effective settings' ``propfirm.pack``) and the distance to every limit
+    in the gate's verdict on a one-lot NQ buy now (nothing is sent): the pack's rules and the gate's own."""
+    try:
+        config = ctx.client.get("/api/config")
+        check = ctx.client.tool("check_risk_limits", symbol="NQ", side="buy", contracts=1)
+    except ApiError as exc:
+        return error_html(exc, "rule pack")
+    pack = ((config.get("settings") or {}).get("propfirm") or {}).get("pack")
+    return rules_html(pack, check.get("verdict") or {})
+
+
+def _rule_value(value: Any, unit: str | None) -> str:
+    if value is None:
+        return "—"
+    if unit == "usd":
+        return usd(value)
+    if unit == "pct":
+        return percent(value)
+    if unit == "minutes":
+        return f"{float(value):,.0f} min"
+    return num(value, 0 if float(value).is_integer() else 2)
+
+
+def rules_html(pack: str | None, verdict: dict[str, Any]) -> str:
+    """The pack's name, a table of every rule (value, limit, distance, state, consequence; the row's
+    class ``nq-rule-<state>`` colours it) and what the gate says about a one-lot buy now."""
+    title = f"Rule pack · {esc(pack)}" if pack else "Rule pack · none active"
+    out = [f"<h4>{title}</h4>"]
+    if not pack:
+        out.append(
+            '<p class="nq-dim">no prop-firm pack is active (settings <code>propfirm.pack</code>); the rows '
+            "below are the gate's own limits</p>"
+        )
+    rows = []
+    for r in verdict.get("distances") or []:
+        state = r.get("state") if r.get("state") in RULE_STATES else "pending"
+        unit = r.get("unit")
+        rows.append(
+            f'<tr class="nq-rule-{state}" title="{esc(r.get("message") or "")}">'
+            f"<th>{esc(r.get('rule'))}</th><td>{esc(_rule_value(r.get('value'), unit))}</td>"
+            f"<td>{esc(_rule_value(r.get('limit'), unit))}</td>"
+            f"<td>{esc(_rule_value(r.get('distance'), unit))}</td>"
+            f'<td class="state">{esc(state)}</td><td>{esc(r.get("consequence") or "")}</td></tr>'
+        )
+    if rows:
+        head = (
+            "<tr><th>rule</th><td>value</td><td>limit</td><td>distance</td><td>state</td>"
+            "<td>consequence</td></tr>"
+        )
+        out.append(f'<table class="nq-kv nq-rules">{head}{"".join(rows)}</table>')
+    else:
+        out.append('<p class="nq-dim">no limits reported by the gate</p>')
+    reasons = verdict.get("reasons") or []
+    if verdict.get("approved"):
+        said = "approved" if not reasons else "approved, " + "; ".join(str(x.get("code")) for x in reasons)
+    else:
+        said = "denied: " + "; ".join(f"{x.get('code')} ({x.get('message')})" for x in reasons)
+    out.append(f'<p class="nq-dim" data-testid="one-lot">a 1-lot NQ buy now would be {esc(said)}</p>')
+    return "".join(out)
 
 
 def _limit(name: str, value: Any) -> Any:
@@ -133,6 +198,7 @@ def build(ctx: Ctx) -> TabView:
         with gr.Row():
             gauge_loss = gr.Plot(show_label=False, min_width=260)
             gauge_dd = gr.Plot(show_label=False, min_width=260)
+        rules = gr.HTML(elem_id="risk-rules")
         with gr.Row():
             limits = gr.HTML(elem_id="risk-limits", min_width=260)
             exposure = gr.HTML(elem_id="risk-exposure", min_width=260)
@@ -147,7 +213,7 @@ def build(ctx: Ctx) -> TabView:
         app_msg = gr.HTML(elem_id="approval-msg")
 
     inputs = [symbol, contracts, confidence, method]
-    outputs = [limits, exposure, var, gauge_loss, gauge_dd, approvals, err]
+    outputs = [limits, exposure, var, gauge_loss, gauge_dd, approvals, rules, err]
     tab.select(lambda *a: risk_load(ctx, *a), inputs=inputs, outputs=outputs)
     go.click(lambda *a: risk_load(ctx, *a), inputs=inputs, outputs=outputs)
     approve.click(

@@ -95,6 +95,10 @@ CSS = """
 .nq-view .bullish, .nq-view .long { color: #26a69a; } .nq-view .bearish, .nq-view .short { color: #ef5350; }
 .nq-kill button, button.nq-kill { background: #b71c1c !important; color: #fff !important; font-weight: 700; }
 .nq-feed { font-family: var(--font-mono); font-size: .75rem; max-height: 15rem; overflow-y: auto; }
+.nq-rules td.state { font-weight: 700; text-transform: uppercase; font-size: .72rem; }
+.nq-rule-ok td.state { color: #26a69a; } .nq-rule-met td.state { color: #1e88e5; }
+.nq-rule-warning td.state { color: #f59e0b; } .nq-rule-pending td.state { color: #8b95a7; }
+.nq-rule-breached td.state { color: #ef5350; } .nq-rule-breached { background: rgba(239,83,80,.10); }
 .nq-feed div { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 @media (max-width: 640px) {
   .nq-header .nq-dim, .nq-clock .nq-dim { display: none; }

@@ -25,8 +25,12 @@ from nq_ray.errors import InvalidArgumentError, NQRayError
 if TYPE_CHECKING:
     from nq_ray.agents.service.registry import AgentRegistry
 
+# prop-firm codes of a rule that fails the account or stops its day (``nq_ray.propfirm.order_check``):
+# the desk halts and flattens; the other prop codes (size, flat-by time) and ``event_blackout`` only
+# refuse the order
+PROP_HALT_CODES = frozenset({"prop_failed", "prop_stopped_day", "prop_max_loss", "prop_daily_loss"})
 # risk-verdict codes that halt the desk for new entries (the engine's circuit breaker and loss limits)
-HALT_CODES = frozenset({"circuit_breaker", "daily_loss_limit", "trailing_drawdown"})
+HALT_CODES = frozenset({"circuit_breaker", "daily_loss_limit", "trailing_drawdown"}) | PROP_HALT_CODES
 
 
 class DeskHaltedError(NQRayError):
@@ -68,6 +72,19 @@ def _unavailable(p: dict[str, Any]) -> bool:
 
 def _why(p: dict[str, Any]) -> str:
     return str(p.get("last_error") or p.get("health_detail") or p.get("breaker") or "unavailable")[:200]
+
+
+def _breached_rules(verdict: dict[str, Any] | None) -> str:
+    """`` (rule ...)`` naming the prop-firm rules the verdict's distances show breached with a consequence
+    that fails the account or stops its day; empty when none."""
+    rows = [
+        d
+        for d in (verdict or {}).get("distances") or []
+        if d.get("state") == "breached" and d.get("consequence") in ("fail", "stop_day")
+    ]
+    if not rows:
+        return ""
+    return " rule " + ", ".join(f"{d.get('rule')!r} ({d.get('consequence')})" for d in rows)
 
 
 class Halts:
@@ -131,7 +148,8 @@ class Halts:
         tripped = sorted(codes & HALT_CODES)
         if tripped:
             msgs = [r["message"] for r in assessment.verdict["reasons"] if r.get("code") in HALT_CODES]  # type: ignore[index]
-            return f"risk engine: {', '.join(tripped)} ({'; '.join(msgs)[:300]})"
+            rules = _breached_rules(assessment.verdict)
+            return f"risk engine: {', '.join(tripped)}{rules} ({'; '.join(msgs)[:300]})"
         if status is None:
             return None
         down = llms_down(status)
@@ -151,6 +169,23 @@ class Halts:
         )
         await core.save()
         await core.emit("halted", {"reason": reason, "who": who})
+
+    async def flatten(self, reason: str, *, who: str) -> dict[str, Any]:
+        """Cancel working entries and flatten every position through the tools (a prop-firm breach's
+        halt); returns the orders sent, or the error (the halt stands either way)."""
+        core = self.core
+        assert core.tools is not None
+        try:
+            out = await core.tools.call(
+                "manage_position",
+                {"action": "flatten_all", "client_order_id": f"halt-{uuid.uuid4().hex[:12]}"},
+                who=self.registry.agent_id,
+            )
+            result: dict[str, Any] = {"orders": out.get("orders", []), "error": None}
+        except Exception as exc:
+            result = {"orders": [], "error": f"{type(exc).__name__}: {exc}"[:500]}
+        await core.emit("flattened", {"reason": reason, "who": who, **result})
+        return result
 
     async def kill(self, reason: str = "manual", who: str = "api") -> dict[str, Any]:
         """The global kill switch: halt (persisted), stop the loop, close pending approvals, cancel working

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from nq_ray.agents.desk import client_order_id_for
 from nq_ray.agents.models import RiskAssessment
-from nq_ray.agents.service.halts import DeskHaltedError, Halts
+from nq_ray.agents.service.halts import PROP_HALT_CODES, DeskHaltedError, Halts
 from nq_ray.agents.service.registry import DEFAULT_AGENTS, AgentRegistry
 from nq_ray.agents.service.state import DeskCore
 from nq_ray.errors import InvalidArgumentError, NQRayError
@@ -101,6 +101,9 @@ class DeskLoop:
         out["degraded"] = self.halts.degraded
         if out["auto_halt"] and not core.state.get("halted"):
             await self.halts.set_halted(out["auto_halt"], who="desk")
+            codes = {r.get("code") for r in ((out["risk"] or {}).get("verdict") or {}).get("reasons") or []}
+            if codes & PROP_HALT_CODES:  # the account failed or its day stopped: flat, as the firm wants
+                out["flatten"] = await self.halts.flatten(out["auto_halt"], who="desk")
         await core.emit(
             "decision",
             {
