@@ -257,6 +257,41 @@ def session(at: At = None) -> None:
 
 @app.command()
 @_errors_to_exit
+def calendar(
+    start: Annotated[
+        str, typer.Option("--start", help="ISO date or time (naive = New York), e.g. 2026-03-01")
+    ],
+    end: Annotated[str, typer.Option("--end", help="ISO date or time, exclusive (a date: the whole day)")],
+    kinds: Annotated[
+        str | None,
+        typer.Option("--kinds", help="comma-separated event kinds, e.g. fomc,cpi,nfp; default all"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the tool's JSON (get_economic_calendar)")] = False,
+) -> None:
+    """Scheduled US releases (FOMC, CPI, NFP, ...) between --start and --end, New York time."""
+    from nq_ray.config import load_settings
+    from nq_ray.tools.calendar import economic_calendar
+
+    wanted = [k for k in kinds.split(",") if k.strip()] if kinds is not None else None
+    out = economic_calendar(load_settings().events, start, end, wanted)
+    if as_json:
+        typer.echo(out.model_dump_json(indent=2))
+        return
+    for e in out.events:
+        typer.echo(f"{e.time:%a %Y-%m-%d %H:%M %Z}  {e.kind:<14} {e.title}")
+    typer.echo(
+        f"{out.count} event{'s' if out.count != 1 else ''} from {out.start:%Y-%m-%d %H:%M} "
+        f"to {out.end:%Y-%m-%d %H:%M} (New York)"
+    )
+    for r in out.blackouts:
+        typer.echo(
+            f"blackout {', '.join(r.kinds)}: {r.before_min} min before "
+            f"to {r.after_min} min after ({r.action})"
+        )
+
+
+@app.command()
+@_errors_to_exit
 def config() -> None:
     """The effective settings (env, NQ_CONFIG_FILE, defaults) with secrets redacted."""
     from nq_ray.config import load_settings

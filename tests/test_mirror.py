@@ -21,6 +21,7 @@ COVERED_ELSEWHERE: dict[str, str] = {
     "nq_ray/settings/llm.py": "tests/settings/test_settings.py",  # and tests/llm/test_config.py
     "nq_ray/settings/risk.py": "tests/settings/test_settings.py",  # and tests/risk/test_limits.py
     "nq_ray/settings/propfirm.py": "tests/settings/test_settings.py",  # the pack name checked at load
+    "nq_ray/settings/events.py": "tests/market/test_calendar.py",  # BlackoutRule, EventSettings, the files
     "nq_ray/agents/backtest.py": "tests/agents/test_agent_backtest.py",
     "nq_ray/agents/seed.py": "tests/agents/test_seed_api.py",  # each seed snippet, both call styles
     "nq_ray/context.py": "tests/agents/test_seed_api.py",  # the seed's import names

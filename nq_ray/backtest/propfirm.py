@@ -398,6 +398,14 @@ def _daily_table(
     return pd.DataFrame(list(rows.values()))
 
 
+def _event_day(kind: str, state: PropState) -> str:
+    """The session day a rule acted on: a pass is judged at the close of the day before the mark that
+    rolled it (the last closed day), a breach on the mark's own day."""
+    if kind == "passed" and state.day_pnl_usd:
+        return max(state.day_pnl_usd)
+    return state.session_day.isoformat()
+
+
 class PackSession:
     """A run under a pack that can advance bar by bar: ``advance(signals, upto)`` gives the account's
     state at bar ``upto``'s close for the signals known so far. Signals added later (on a later bar's
@@ -456,7 +464,7 @@ class PackSession:
                     bar=bar,
                     bar_time=m.index[bar],
                     at=m.index[bar] + self.length,
-                    session_day=self.walk.states[-1].session_day.isoformat(),
+                    session_day=_event_day(kind, self.walk.states[-1]),
                     rule=rule,
                     message=message,
                     balance_usd=float(balance[bar]),

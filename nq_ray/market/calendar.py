@@ -42,6 +42,7 @@ __all__ = [
     "BlackoutRule",
     "EconomicCalendar",
     "EconomicEvent",
+    "blackout_for",
     "bundled_calendar",
     "calendar_from_settings",
     "countdown",
@@ -485,10 +486,21 @@ def shared_calendar(events: EventSettings) -> EconomicCalendar:
     """This process's calendar for ``events`` (built once per distinct settings): the tools, the REST
     API, the gate's callers and the agents' context read the same one, so an event ``add``-ed at run
     time is seen by all of them in this process. Events added at run time are not persisted: put
-    lasting ones in ``events.calendar_files``."""
+    lasting ones in ``events.calendar_files``. Files are read once: a changed file is read again when the
+    settings change or the process restarts."""
     key = events.model_dump_json()
     with _SHARED_LOCK:
         cal = _SHARED.get(key)
         if cal is None:
+            if len(_SHARED) >= 8:  # settings changed many times (tests, live config): keep the newest
+                _SHARED.pop(next(iter(_SHARED)))
             cal = _SHARED[key] = calendar_from_settings(events)
         return cal
+
+
+def blackout_for(
+    events: EventSettings, at: datetime, extra_rules: Sequence[BlackoutRule] = ()
+) -> Blackout | None:
+    """The window in force at ``at`` under ``events.blackouts`` plus ``extra_rules`` (a pack's news
+    rules), on the process's calendar: what a desk, broker or backtester passes to ``check_order``."""
+    return shared_calendar(events).blackout_at(at, [*events.blackouts, *extra_rules])

@@ -29,6 +29,7 @@ from nq_ray.runtime import Runtime
 from nq_ray.serve.agents_api import agents_router
 from nq_ray.serve.auth import OPEN_PATHS, BearerAuth
 from nq_ray.serve.body_limit import BodyLimit
+from nq_ray.serve.calendar_api import calendar_router
 from nq_ray.serve.catalog_api import catalog_router
 from nq_ray.serve.config_api import config_router
 from nq_ray.serve.deps import AppDeps
@@ -213,6 +214,7 @@ def build_app(
     api.include_router(agents_router(deps))
     api.include_router(config_router(deps))
     api.include_router(catalog_router(lambda: deps.settings.propfirm.packs_dir))
+    api.include_router(calendar_router(deps))
     if oauth is not None:
         api.router.routes.extend(oauth.routes())
 

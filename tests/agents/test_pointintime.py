@@ -66,6 +66,7 @@ LATER: dict[str, list[dict[str, Any]]] = {
     ],
     "scan_market": [{"symbols": ["NQ", "ES"], "timeframes": ["5m", "1h"]}],
     "scan_backtests": [{"symbols": ["NQ", "ES"], "timeframes": ["5m"], "min_trades": 1}],
+    "run_challenge": [{"end": AFTER, "n_sims": 20}],
 }
 # Calendar facts (published in advance, not market data) may lie after AS_OF.
 CALENDAR_KEYS = {"next_open", "next_close", "front_expiry", "next_roll", "sessions"}

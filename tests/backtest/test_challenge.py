@@ -156,3 +156,28 @@ def test_ranking_by_pass_probability_needs_a_pack(nq_5m: pd.DataFrame) -> None:
 
     with pytest.raises(InvalidArgumentError, match="needs a prop-firm pack"):
         sweep(nq_5m, "sma_cross", {"fast": [5], "slow": [30]}, rank_by="pass_probability")
+
+
+@pytest.mark.parametrize("pack_name", ["topstep-50k", "apex-50k", "tpt-50k"])
+def test_the_numba_walk_and_propfirm_mark_agree_on_the_sample_in_its_own_order(
+    nq_5m: pd.DataFrame, pack_name: str
+) -> None:
+    # The Monte Carlo walk re-implements the pack's path rules for speed; over the sample's own day
+    # order it must end as the backtest under the pack (propfirm.mark) does: same outcome, same day.
+    p = load_pack(pack_name)
+    cfg = BacktestConfig(stop_loss_ticks=80, take_profit_ticks=160)
+    res = run_challenge(nq_5m, p, "opening_range_breakout", {"minutes": 30}, cfg, n_sims=0)
+    market = prepare_market(nq_5m, pack_config(p, cfg))
+    strat = get_strategy("opening_range_breakout")
+    b = event_only_blocks(market, strat.signals(market.data, {"minutes": 30}), cfg, p)
+
+    walked = walk_days(
+        b.deq, b.dbal, b.traded, b.day_first, b.day_last, np.arange(b.n_days)[None, :], rules_vector(p)
+    )[0]
+
+    outcome = {1: "passed", 2: "failed", 0: "in_progress"}[int(walked[0])]
+    assert outcome == res.run.outcome
+    ended = res.run.failure or res.run.passed
+    if ended is not None:
+        day = b.days[int(walked[1]) - 1]
+        assert day == ended.session_day

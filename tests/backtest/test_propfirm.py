@@ -210,3 +210,24 @@ def test_a_session_advanced_bar_by_bar_ends_where_the_one_shot_run_does() -> Non
 
     pd.testing.assert_frame_equal(stepped.report.trades, one_shot.report.trades)
     assert seen[2] is None and seen[3] == "2026-03-02"  # known at bar 3's close, not before
+
+
+def test_a_pass_at_a_session_close_ends_the_challenge() -> None:
+    # Monday: long at 20000 (bar 1's open), out at 20030 (bar 3's open): +$600 ≥ the $500 target. The
+    # pass is judged at Monday's session close (seen at Tuesday's first mark); Tuesday's entry signal
+    # (bar 4, due at bar 5's open) is refused: the evaluation is over.
+    mon = bars("2026-03-02 10:00", [20000, 20000, 20030, 20030])
+    tue = bars("2026-03-03 10:00", [20030, 20030, 20055, 20055])
+    frame = pd.concat([mon, tue])
+    target = {"kind": "profit_target", "name": "target", "amount_usd": 500.0}
+
+    run = backtest_under_pack(frame, pack(target, MAX_LOSS_1000), scripted([0, 4], [2, 6]), config=cfg())
+
+    assert run.outcome == "passed"
+    assert run.passed is not None and run.passed.session_day == "2026-03-02"
+    assert len(run.report.trades) == 1 and run.report.trades.pnl_usd.iloc[0] == pytest.approx(600.0)
+    assert run.blocked_entries == 1
+
+
+def cfg() -> BacktestConfig:
+    return BacktestConfig(**FREE)

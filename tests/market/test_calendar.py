@@ -19,6 +19,7 @@ from nq_ray.market.calendar import (
     BlackoutRule,
     EconomicCalendar,
     EconomicEvent,
+    blackout_for,
     bundled_calendar,
     calendar_from_settings,
     countdown,
@@ -362,3 +363,14 @@ def test_an_empty_calendar_answers_nothing() -> None:
     assert cal.between(et(2026, 1, 1), et(2027, 1, 1)) == [] and cal.kinds == []
     assert cal.blackout_at(et(2026, 3, 18, 14), default_blackouts()) is None
     assert KIND_TIMES["fomc"] == time(14, 0)
+
+
+def test_blackout_for_adds_a_packs_rules_to_the_settings_ones() -> None:
+    events = EventSettings()
+    pack_news = BlackoutRule(kinds=["jobless_claims"], before_min=2, after_min=2, action="flatten")
+    at = et(2026, 3, 19, 8, 29)  # jobless claims 08:30 Thursday
+
+    assert blackout_for(events, at) is None
+    b = blackout_for(events, at, [pack_news])
+    assert b is not None and b.rule == pack_news and b.event.kind == "jobless_claims"
+    assert blackout_for(events, et(2026, 3, 18, 13, 56)).event.kind == "fomc"

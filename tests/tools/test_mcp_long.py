@@ -45,7 +45,7 @@ def long_tools(registry: ToolRegistry) -> list[str]:
 async def test_every_long_tool_sends_increasing_progress_ending_at_total(registry) -> None:
     mcp = build_mcp(registry, who="test")
     names = long_tools(registry)
-    assert len(names) == 7  # the five backtest tools and the two scans
+    assert len(names) == 8  # the five backtest tools, the two scans and the challenge
     async with Client(mcp) as client:
         for name in names:
             seen: list[tuple[float, float | None, float]] = []
