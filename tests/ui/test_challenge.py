@@ -222,3 +222,31 @@ def test_still_in_progress_at_the_end_of_the_data_is_amber() -> None:
 
     assert ">IN PROGRESS<" in html and "#f59e0b" in html and usd(res["balance_usd"]) in html
     assert challenge.balance_figure({"daily": []}).layout.annotations[0].text == "no session day in the range"
+
+
+# --- in the browser ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(240)
+def test_the_challenge_sub_tab_runs_with_the_forms_defaults(browser: Any, ui_server: Any) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    try:
+        page.goto(ui_server.url + "/ui/", wait_until="domcontentloaded")
+        page.wait_for_selector("#market-chart .js-plotly-plot", timeout=60_000)
+        page.get_by_role("tab", name="Backtesting", exact=True).click()
+        page.get_by_role("tab", name="Challenge", exact=True).click()
+        page.get_by_role("button", name="Run challenge").click()
+
+        page.wait_for_selector(".nq-progress[data-status=succeeded]:has-text('challenge')", timeout=120_000)
+        report = page.locator("[data-testid=challenge-report]")
+        report.wait_for(timeout=60_000)
+
+        assert report.get_attribute("data-outcome") in ("passed", "failed", "in_progress")
+        assert "pass probability" in page.locator("[data-testid=pass-probability]").inner_text()
+        assert page.locator("[data-testid=challenge-rules] tr[data-state]").count() >= 1
+        assert page.locator("[data-testid=challenge-daily] tr[data-day]").count() >= 1
+        page.wait_for_selector("#challenge-chart .js-plotly-plot", timeout=30_000)
+        assert page.locator("#ch-error [role=alert]").count() == 0
+    finally:
+        page.close()
