@@ -213,7 +213,7 @@ def build_app(
     api.include_router(ws_router(deps))
     api.include_router(agents_router(deps))
     api.include_router(config_router(deps))
-    api.include_router(catalog_router())
+    api.include_router(catalog_router(lambda: deps.settings.propfirm.packs_dir))
     api.include_router(calendar_router(deps))
     if oauth is not None:
         api.router.routes.extend(oauth.routes())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -53,3 +55,16 @@ def test_a_strategy_registered_at_run_time_shows_up() -> None:
         _REGISTRY.pop("catalog_test_cross", None)
 
     assert body["strategies"]["catalog_test_cross"] == {"fast": 3, "slow": 9}
+
+
+def test_packs_are_the_bundled_ones_and_the_users(tmp_path: Path) -> None:
+    from nq_ray.settings.propfirm import pack_names
+
+    (tmp_path / "my-firm-25k.yaml").write_text("name: my-firm-25k\n")
+    app = FastAPI()
+    app.include_router(catalog_router(lambda: tmp_path))
+    with TestClient(app) as client:
+        packs = client.get("/api/catalog").json()["packs"]
+
+    assert "topstep-50k" in _get()["packs"] and "my-firm-25k" not in _get()["packs"]
+    assert packs == pack_names(tmp_path) and "my-firm-25k" in packs and "topstep-50k" in packs

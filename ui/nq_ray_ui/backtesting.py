@@ -1,4 +1,5 @@
-"""The Backtesting tab: run one backtest as a job, compare strategies, sweep a grid, walk forward.
+"""The Backtesting tab: run one backtest as a job, compare strategies, sweep a grid, walk forward, and a
+prop-firm challenge (``nq_ray_ui.challenge``).
 
 Strategies and their default parameters, symbols, intervals, sources, metrics and the costs' defaults
 come from the catalogue (``GET /api/catalog`` and the tools' input schemas), never from a copy here.
@@ -347,6 +348,9 @@ def build(ctx: Ctx) -> list[TabView]:
             w_err = gr.HTML()
             w_chart = gr.Plot(show_label=False, elem_id="wf-equity")
             w_table = gr.Dataframe(interactive=False, label="Folds")
+        from nq_ray_ui import challenge  # it reuses this module's helpers: imported once they exist
+
+        challenge_view = challenge.build(ctx)
 
     b_go.click(
         lambda *a: (yield from backtest_run(ctx, *a)),
@@ -441,4 +445,5 @@ def build(ctx: Ctx) -> list[TabView]:
         TabView([k_strats, k_symbol, k_interval, k_rank], fill_compare),
         TabView([s_strategy, s_symbol, s_interval, s_metric], fill_sweep),
         TabView([w_strategy, w_symbol, w_interval, w_folds], fill_walk_forward),
+        challenge_view,
     ]

@@ -35,6 +35,7 @@ class Catalog:
     agent_types: list[str]
     providers: list[str] = field(default_factory=list)
     tool_args: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    packs: list[str] = field(default_factory=list)  # prop-firm rule packs (an older server: none)
 
     @classmethod
     def from_api(
@@ -52,6 +53,7 @@ class Catalog:
             agent_types=list(catalog["agent_types"]),
             providers=list(providers or []),
             tool_args={t["name"]: tool_arguments(t.get("input_schema") or {}) for t in tools},
+            packs=list(catalog.get("packs") or []),
         )
 
     def default(self, tool: str, arg: str, fallback: Any = None) -> Any:
