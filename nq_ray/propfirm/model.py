@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 Consequence = Literal["fail", "stop_day", "block"]
 Trailing = Literal["static", "eod_balance", "intraday_equity"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+RuleState = Literal["ok", "warning", "breached", "met", "pending"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 # the micro contracts and how they count against a limit written in minis (1 MNQ = 1/10 NQ, etc.)
@@ -300,5 +301,5 @@ class RuleStatus(BaseModel):
     limit: float | None = None
     distance: float | None = None
     unit: Literal["usd", "contracts", "days", "pct", "minutes"]
-    state: Literal["ok", "warning", "breached", "met", "pending"]
+    state: RuleState
     message: str

@@ -36,6 +36,7 @@ from nq_ray.propfirm.model import (
     NewsRule,
     ProfitTarget,
     RulePack,
+    RuleState,
     RuleStatus,
 )
 
@@ -190,7 +191,8 @@ def max_loss_floor(pack: RulePack, state: PropState, rule: MaxLoss) -> float:
     return floor
 
 
-def _limit_state(distance: float, allowance: float) -> str:
+def limit_state(distance: float, allowance: float) -> RuleState:
+    """``breached`` with no room left, ``warning`` under ``WARN_SHARE`` of the allowance, else ``ok``."""
     if distance <= _EPS:
         return "breached"
     return "warning" if distance < WARN_SHARE * allowance else "ok"
@@ -259,7 +261,7 @@ def evaluate(
         elif isinstance(r, MaxLoss):
             floor = max_loss_floor(pack, state, r)
             dist = state.equity_usd - floor
-            st = _limit_state(dist, r.amount_usd)
+            st = limit_state(dist, r.amount_usd)
             out.append(
                 RuleStatus(
                     **base,
@@ -267,7 +269,7 @@ def evaluate(
                     limit=floor,
                     distance=dist,
                     unit="usd",
-                    state=st,  # type: ignore[arg-type]
+                    state=st,
                     message=f"equity ${state.equity_usd:,.2f} vs max-loss floor ${floor:,.2f} "
                     f"({r.trailing.replace('_', ' ')}, ${r.amount_usd:,.0f})"
                     + (": breached" if st == "breached" else f": ${dist:,.2f} of room"),
@@ -277,7 +279,7 @@ def evaluate(
             level = state.equity_usd if r.basis == "equity" else state.balance_usd
             today = level - state.day_start_balance_usd
             dist = today + r.amount_usd
-            st = _limit_state(dist, r.amount_usd)
+            st = limit_state(dist, r.amount_usd)
             if state.stopped_day == state.session_day.isoformat() and r.consequence == "stop_day":
                 st = "breached"
             out.append(
@@ -287,7 +289,7 @@ def evaluate(
                     limit=-r.amount_usd,
                     distance=dist,
                     unit="usd",
-                    state=st,  # type: ignore[arg-type]
+                    state=st,
                     message=f"today's P&L ({r.basis}) ${today:,.2f} vs −${r.amount_usd:,.2f}"
                     + (": breached" if st == "breached" else f": ${dist:,.2f} of room"),
                 )
@@ -309,7 +311,7 @@ def evaluate(
                     limit=float(cap),
                     distance=room,
                     unit="contracts",
-                    state=st,  # type: ignore[arg-type]
+                    state=st,
                     message=f"cap {cap} minis ({cap * r.micros_per_mini} micros) at a day-start balance of "
                     f"${state.day_start_balance_usd:,.2f}" + ("" if held is None else f"; {held:g} held"),
                 )
@@ -369,7 +371,7 @@ def evaluate(
                     limit=None,
                     distance=mins,
                     unit="minutes",
-                    state=st,  # type: ignore[arg-type]
+                    state=st,
                     message=f"flat by {r.time:%H:%M} ET ({', '.join(r.days)})"
                     + (
                         ""

@@ -45,7 +45,7 @@ from nq_ray.domain.orders import AccountState, Order
 from nq_ray.market.calendar import Blackout
 from nq_ray.market.sessions import is_open, to_exchange_time
 from nq_ray.propfirm.model import RulePack, RuleStatus
-from nq_ray.propfirm.state import PropState, evaluate, order_check
+from nq_ray.propfirm.state import PropState, evaluate, limit_state, order_check
 from nq_ray.risk.exposure import lookup_price, worst_case_contracts
 from nq_ray.risk.limits import RiskLimits
 
@@ -456,12 +456,6 @@ def _verdict(reasons: list[RiskReason], requested: int, allowed: int) -> RiskVer
 # distances: every limit's room left, in every verdict
 
 
-def _room_state(distance: float, allowance: float) -> str:
-    if distance <= _EPS:
-        return "breached"
-    return "warning" if distance < 0.25 * allowance else "ok"
-
-
 def distances(
     account_state: AccountState,
     limits: RiskLimits,
@@ -490,7 +484,7 @@ def distances(
                 limit=-limits.max_daily_loss_usd,
                 distance=room,
                 unit="usd",
-                state=_room_state(room, limits.max_daily_loss_usd),  # type: ignore[arg-type]
+                state=limit_state(room, limits.max_daily_loss_usd),
                 message=f"today's P&L ${acct.daily_pnl_usd:,.2f} vs −${limits.max_daily_loss_usd:,.2f}",
             )
         )
@@ -509,7 +503,7 @@ def distances(
                     limit=floor,
                     distance=room,
                     unit="usd",
-                    state=_room_state(room, limits.trailing_drawdown_usd),  # type: ignore[arg-type]
+                    state=limit_state(room, limits.trailing_drawdown_usd),
                     message=f"equity ${acct.equity_usd:,.2f} vs trailing floor ${floor:,.2f}",
                 )
             )

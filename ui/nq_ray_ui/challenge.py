@@ -22,11 +22,20 @@ import plotly.graph_objects as go
 from nq_ray_ui import charts
 from nq_ray_ui.backtesting import _costs, strategy_params
 from nq_ray_ui.client import ApiError, NotAvailable
-from nq_ray_ui.render import error_html, esc, num, percent, progress_html, source_badge, usd
+from nq_ray_ui.render import (
+    RULE_STATES,
+    error_html,
+    esc,
+    num,
+    percent,
+    progress_html,
+    rule_value,
+    source_badge,
+    usd,
+)
 from nq_ray_ui.state import Catalog, Ctx, TabView, args_given, json_arg, pick, range_args
 
 TOOL = "run_challenge"
-RULE_STATES = ("ok", "warning", "breached", "met", "pending")  # nq_ray.propfirm.RuleStatus.state
 # state → text colour (and the row's background for a breach); the classes nq-rule-<state> are there too
 STATE_COLOURS = {
     "ok": "#26a69a",
@@ -203,19 +212,6 @@ def outcome_html(res: dict[str, Any]) -> str:
         )
         + "</div>"
     )
-
-
-def rule_value(value: Any, unit: str | None) -> str:
-    """A rule's value, limit or distance in its unit (usd, pct, minutes, contracts, days)."""
-    if value is None:
-        return "—"
-    if unit == "usd":
-        return usd(value)
-    if unit == "pct":
-        return percent(value)
-    if unit == "minutes":
-        return f"{float(value):,.0f} min"
-    return num(value, 0 if float(value).is_integer() else 2)
 
 
 def rules_html(rules: list[dict[str, Any]]) -> str:

@@ -259,3 +259,19 @@ def decision_html(decision: dict[str, Any] | None) -> str:
         + (committee_html(committee) if isinstance(committee, dict) else "")
         + "</div>"
     )
+
+
+RULE_STATES = ("ok", "warning", "breached", "met", "pending")  # nq_ray.propfirm.RuleStatus.state
+
+
+def rule_value(value: Any, unit: str | None) -> str:
+    """A rule's value, limit or distance in its unit (usd, pct, minutes, contracts, days)."""
+    if value is None:
+        return "—"
+    if unit == "usd":
+        return usd(value)
+    if unit == "pct":
+        return percent(value)
+    if unit == "minutes":
+        return f"{float(value):,.0f} min"
+    return num(value, 0 if float(value).is_integer() else 2)

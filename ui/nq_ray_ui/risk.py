@@ -12,11 +12,21 @@ import gradio as gr
 
 from nq_ray_ui import charts
 from nq_ray_ui.client import ApiError
-from nq_ray_ui.render import error_html, esc, frame, kv_table, num, ok_html, pct, percent, usd
+from nq_ray_ui.render import (
+    RULE_STATES,
+    error_html,
+    esc,
+    frame,
+    kv_table,
+    ok_html,
+    pct,
+    percent,
+    rule_value,
+    usd,
+)
 from nq_ray_ui.state import Catalog, Ctx, TabView, pick
 
 CONFIDENCES = [0.95, 0.99]  # presets; any level in (0.5, 1) can be typed
-RULE_STATES = ("ok", "warning", "breached", "met", "pending")  # nq_ray.propfirm.RuleStatus.state
 
 
 def risk_load(
@@ -88,18 +98,6 @@ def rules_load(ctx: Ctx) -> str:
     return rules_html(pack, check.get("verdict") or {})
 
 
-def _rule_value(value: Any, unit: str | None) -> str:
-    if value is None:
-        return "—"
-    if unit == "usd":
-        return usd(value)
-    if unit == "pct":
-        return percent(value)
-    if unit == "minutes":
-        return f"{float(value):,.0f} min"
-    return num(value, 0 if float(value).is_integer() else 2)
-
-
 def rules_html(pack: str | None, verdict: dict[str, Any]) -> str:
     """The pack's name, a table of every rule (value, limit, distance, state, consequence; the row's
     class ``nq-rule-<state>`` colours it) and what the gate says about a one-lot buy now."""
@@ -116,9 +114,9 @@ def rules_html(pack: str | None, verdict: dict[str, Any]) -> str:
         unit = r.get("unit")
         rows.append(
             f'<tr class="nq-rule-{state}" title="{esc(r.get("message") or "")}">'
-            f"<th>{esc(r.get('rule'))}</th><td>{esc(_rule_value(r.get('value'), unit))}</td>"
-            f"<td>{esc(_rule_value(r.get('limit'), unit))}</td>"
-            f"<td>{esc(_rule_value(r.get('distance'), unit))}</td>"
+            f"<th>{esc(r.get('rule'))}</th><td>{esc(rule_value(r.get('value'), unit))}</td>"
+            f"<td>{esc(rule_value(r.get('limit'), unit))}</td>"
+            f"<td>{esc(rule_value(r.get('distance'), unit))}</td>"
             f'<td class="state">{esc(state)}</td><td>{esc(r.get("consequence") or "")}</td></tr>'
         )
     if rows:
