@@ -214,6 +214,19 @@ class EconomicCalendar:
         at = _aware(at, "at")
         return self.between(at, at + within)
 
+    def last_time(self, kind: str) -> datetime | None:
+        """The time of the last event of ``kind`` (None: the calendar has none)."""
+        with self._lock:
+            return next((e.time for e in reversed(self._events) if e.kind == kind), None)
+
+    def uncovered(self, kinds: Iterable[str], until: datetime) -> dict[str, datetime | None]:
+        """The ``kinds`` whose last event is before ``until`` (kind → that time, None when there is none):
+        past it the calendar knows no release of that kind, so no blackout can cover one — a schedule to
+        load (``events.calendar_files``), not a quiet period."""
+        until = _aware(until, "until")
+        last = {k: self.last_time(k) for k in dict.fromkeys(kinds)}
+        return {k: t for k, t in last.items() if t is None or t < until}
+
     def blackouts_at(self, at: datetime, rules: Sequence[BlackoutRule]) -> list[Blackout]:
         """Every window of ``rules`` in force at ``at`` (``starts`` ≤ at < ``ends``): ``flatten`` ones
         first, then by the distance of their event from ``at``."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 STATE_KEY = "propfirm"  # desk_state row of the live account's prop-firm states
 UPCOMING = timedelta(hours=24)  # how far ahead ``status`` lists the calendar's events
+UNCOVERED_WARN = timedelta(days=35)  # a blackout kind with no release known this far ahead is logged
 FLATTEN_PREFIX = "prop-flat-"  # client order ids of the flattens the pack or a news window forces
 
 
@@ -105,6 +106,15 @@ class LivePropFirm:
         if events != self._events:
             self.calendar = calendar_from_settings(settings.events)
             self._events = events
+            kinds = [k for rule in settings.events.blackouts for k in rule.kinds]
+            soon = datetime.now(UTC) + UNCOVERED_WARN
+            if gaps := self.calendar.uncovered(kinds, soon):
+                log.warning(
+                    "economic calendar: its last release of %s; none is known after that, so later "
+                    "ones get no blackout: load the agency's schedule into events.calendar_files "
+                    "(docs/calendar.md)",
+                    ", ".join(f"{k} is on {t:%Y-%m-%d}" if t else f"{k}: none" for k, t in gaps.items()),
+                )
         if pack is None or self.pack is None or pack.name != self.pack.name:
             self.state = None
             if pack is not None and pack.name in self.accounts:

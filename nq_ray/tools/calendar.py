@@ -37,6 +37,11 @@ class EconomicCalendarOut(BaseModel):
     count: int
     events: list[EconomicEvent]
     blackouts: list[BlackoutRule] = Field(description="the blackout windows in force (events.blackouts)")
+    known_until: dict[str, datetime | None] = Field(
+        description="for each kind asked for (default: the blackouts' kinds), the time of its last release "
+        "in the calendar (null: none): the calendar knows no later one, so none gets a blackout; a date "
+        "that is near or past means the agency's next schedule is to be loaded (events.calendar_files)"
+    )
 
 
 def parse_bound(text: str | date | datetime, name: str, *, end: bool = False) -> datetime:
@@ -99,8 +104,15 @@ def economic_calendar(
     cal = shared_calendar(events)
     wanted = check_kinds(kinds, cal)
     found = cal.between(lo, hi, wanted)
+    blackout_kinds = [k for rule in events.blackouts for k in rule.kinds]
     return EconomicCalendarOut(
-        start=lo, end=hi, kinds=wanted, count=len(found), events=found, blackouts=list(events.blackouts)
+        start=lo,
+        end=hi,
+        kinds=wanted,
+        count=len(found),
+        events=found,
+        blackouts=list(events.blackouts),
+        known_until={k: cal.last_time(k) for k in dict.fromkeys(wanted or blackout_kinds)},
     )
 
 

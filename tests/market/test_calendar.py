@@ -157,6 +157,23 @@ def test_add_inserts_in_time_order_and_refuses_a_second_event_of_the_same_kind_a
         cal.add(ecb.model_copy(update={"title": "again"}))
 
 
+def test_uncovered_names_the_kinds_whose_last_release_is_before_a_time() -> None:
+    cal = EconomicCalendar(
+        [
+            EconomicEvent(kind="cpi", time=et(2026, 2, 13, 8, 30), title="CPI", source="manual"),
+            EconomicEvent(kind="fomc", time=et(2026, 12, 9, 14), title="FOMC", source="manual"),
+        ]
+    )
+
+    assert cal.last_time("cpi") == et(2026, 2, 13, 8, 30) and cal.last_time("nfp") is None
+    # after the last CPI the calendar knows none: a gap to fill, not a quiet period
+    assert cal.uncovered(["cpi", "fomc", "nfp", "cpi"], et(2026, 12, 1)) == {
+        "cpi": et(2026, 2, 13, 8, 30),
+        "nfp": None,
+    }
+    assert cal.uncovered(["cpi", "fomc"], et(2026, 2, 1)) == {}  # both have a release after it
+
+
 def test_event_times_are_converted_to_new_york() -> None:
     e = EconomicEvent(kind="cpi", time="2026-03-11T12:30:00Z", title="CPI", source="x")
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -350,3 +350,29 @@ def test_a_flatten_blackout_window_flattens_and_refuses_new_risk_until_it_ends(t
     assert status["last_flatten"]["orders"] == [forced[0].client_order_id]
     assert not any(p["quantity"] for p in flat["positions"].values())
     assert after.approved, after.reasons
+
+
+def test_a_broker_whose_calendar_knows_no_coming_release_of_a_blackout_kind_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The bundled CPI rows end in early 2026: a broker started later logs that no CPI is known ahead
+    (so none gets a blackout) and where to load the schedule; a user row 40 days ahead silences it."""
+    ahead = (datetime.now(ET) + timedelta(days=40)).replace(microsecond=0, second=0, minute=30, hour=8)
+    mine = tmp_path / "mine.csv"
+    mine.write_text(f"kind,time,title,source\ncpi,{ahead.isoformat()},CPI (mine),{SOURCE}\n")
+    quiet = {
+        "calendar_files": [str(mine)],
+        "blackouts": [{"kinds": ["cpi"], "before_min": 5, "after_min": 5}],
+    }
+
+    for events, warned in (({}, True), (quiet, False)):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="nq_ray.runtime.propfirm"):
+            svc = BrokerService(pack_settings(tmp_path, events=events), clock="bar")
+            svc.close()
+        lines = [r.getMessage() for r in caplog.records if "economic calendar" in r.getMessage()]
+        if warned:
+            assert len(lines) == 1 and "last release of cpi is on 2026-" in lines[0] and "nfp" in lines[0]
+            assert "events.calendar_files" in lines[0]
+        else:
+            assert lines == []

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from nq_ray.cli import app
 from nq_ray.errors import InvalidArgumentError
+from nq_ray.market.calendar import bundled_calendar
 from nq_ray.tools.calendar import MAX_RANGE_DAYS, parse_bound
 
 runner = CliRunner()
@@ -27,6 +28,22 @@ async def test_tool_lists_march_2026_releases_in_time_order(registry) -> None:
         ("jobless_claims", "2026-03-19T08:30:00-04:00"),
     ]
     assert out["count"] == 6 and all(e["source"].startswith("https://") for e in out["events"])
+    last = {
+        k: max(e.time for e in bundled_calendar() if e.kind == k).isoformat() for k in ("fomc", "cpi", "nfp")
+    }
+    assert out["known_until"] == last  # the default blackouts' kinds
+
+
+async def test_tool_says_until_when_the_calendar_knows_each_kind(registry) -> None:
+    out = await registry.call(
+        "get_economic_calendar", {"start": "2027-11-01", "end": "2027-12-31", "kinds": ["fomc", "cpi"]}
+    )
+
+    last_cpi = max(e.time for e in bundled_calendar() if e.kind == "cpi")
+    assert [e["kind"] for e in out["events"]] == ["fomc"]  # the Fed's December 2027 meeting
+    # no CPI in the answer because none is known after early 2026, not because none is due
+    assert out["known_until"] == {"fomc": "2027-12-08T14:00:00-05:00", "cpi": last_cpi.isoformat()}
+    assert last_cpi.year == 2026
 
 
 @pytest.mark.parametrize(
