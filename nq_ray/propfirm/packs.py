@@ -49,6 +49,12 @@ def known_pack_names(*, extra_dirs: Sequence[Path] = ()) -> list[str]:
     return sorted(_pack_files(extra_dirs))
 
 
+def settings_pack(name: str, settings: Any) -> RulePack:
+    """``load_pack(name)`` with the user's packs (``settings.propfirm.packs_dir``) searched too."""
+    d = settings.propfirm.packs_dir
+    return load_pack(name, extra_dirs=[Path(d)] if d else [])
+
+
 def load_pack(name_or_path: str | Path, *, extra_dirs: Sequence[Path] = ()) -> RulePack:
     """The pack named ``name_or_path`` (e.g. ``topstep-50k``), or the pack in that YAML file.
 

@@ -25,13 +25,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nq_ray.market.calendar import Blackout, BlackoutRule, EconomicCalendar, calendar_from_settings
 from nq_ray.market.sessions import session_date
 from nq_ray.propfirm.model import RulePack
-from nq_ray.propfirm.packs import load_pack
+from nq_ray.propfirm.packs import settings_pack
 from nq_ray.propfirm.state import PropState, evaluate, flatten_due, mark, start
 from nq_ray.store.desk import DeskStore
 
@@ -47,17 +46,11 @@ UNCOVERED_WARN = timedelta(days=35)  # a blackout kind with no release known thi
 FLATTEN_PREFIX = "prop-flat-"  # client order ids of the flattens the pack or a news window forces
 
 
-def pack_dirs(settings: Any) -> list[Path]:
-    """Where user packs live besides the bundled ones (``Settings.propfirm.packs_dir``)."""
-    d = getattr(settings.propfirm, "packs_dir", None)
-    return [Path(d)] if d else []
-
-
 def active_pack(settings: Any) -> RulePack | None:
     """The pack the settings name (``None``: no pack); an unknown name or a bad file raises the loader's
     typed error (which lists the known packs)."""
     name = settings.propfirm.pack
-    return None if not name else load_pack(name, extra_dirs=pack_dirs(settings))
+    return None if not name else settings_pack(name, settings)
 
 
 def check_live_pack(patch: Any, settings: Any) -> None:

@@ -159,3 +159,15 @@ def finite(x: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return v if v == v and v not in (float("inf"), float("-inf")) else None
+
+
+PackName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[a-z0-9][a-z0-9-]*$",
+        description="rule pack: topstep-50k, topstep-100k, topstep-150k, topstep-express-50k, apex-50k, "
+        "apex-100k, apex-pa-50k, tpt-50k, or one in propfirm.packs_dir",
+    ),
+]

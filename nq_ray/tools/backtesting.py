@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from nq_ray.config import FillCosts, Settings
 from nq_ray.domain.orders import Trade
 from nq_ray.errors import InvalidArgumentError
-from nq_ray.tools.args import BarsQuery, DataOrigin, Params, Strategy, finite, origin
+from nq_ray.tools.args import BarsQuery, DataOrigin, PackName, Params, Strategy, finite, origin
 from nq_ray.tools.compute import in_thread, offload
 from nq_ray.tools.context import current, progress_callback, report
 from nq_ray.tools.data import load
@@ -363,12 +363,20 @@ def _sweep(
     top: int,
     progress: Any,
     pbo: bool = False,
+    pack: str | None = None,
 ) -> SweepResult:
     from nq_ray.backtest import METRIC_NAMES, best_params
     from nq_ray.backtest import sweep as core
+    from nq_ray.backtest.sweep import PASS_PROBABILITY
+    from nq_ray.propfirm.packs import settings_pack
 
-    if metric not in METRIC_NAMES:
-        raise InvalidArgumentError(f"unknown metric {metric!r}; known: {', '.join(METRIC_NAMES)}")
+    if metric == PASS_PROBABILITY and pack is None:
+        raise InvalidArgumentError(f"metric {PASS_PROBABILITY!r} needs a prop-firm pack (pack)")
+    if metric not in (*METRIC_NAMES, PASS_PROBABILITY):
+        raise InvalidArgumentError(
+            f"unknown metric {metric!r}; known: {', '.join(METRIC_NAMES)}, {PASS_PROBABILITY} (with a pack)"
+        )
+    rules = None if pack is None else settings_pack(pack, settings)  # an unknown name lists the known ones
     n = 1
     for v in grid.values():
         n *= max(len(v), 1)
@@ -380,7 +388,7 @@ def _sweep(
         if progress is not None:
             progress(done, total, f"{done}/{total} chunks")
 
-    table = core(bars, strategy, grid, _config(common["symbol"], costs), progress=tick, pbo=pbo)
+    table = core(bars, strategy, grid, _config(common["symbol"], costs), progress=tick, pbo=pbo, pack=rules)
     best = best_params(table, metric)
     ranked = table.sort_values(metric, ascending=False, kind="stable").head(top)
     rows = [
@@ -432,10 +440,18 @@ async def run_sweep(
         bool,
         Field(description="also the probability of backtest overfitting (CSCV over the rows' daily returns)"),
     ] = False,
+    pack: Annotated[
+        PackName | None,
+        Field(
+            description="a prop-firm rule pack: runs start at its balance with its contract cap, each row "
+            "gains pass_probability (95% interval), and metric may be pass_probability"
+        ),
+    ] = None,
 ) -> SweepResult:
     """Parameter sweep (grid search) of one strategy, run as parallel Ray tasks, with progress reports.
     Long: prefer submitting it as a job (POST /api/jobs) and polling. Beware of overfitting: check the
-    winner with walk-forward or on other dates."""
+    winner with walk-forward or on other dates. With a prop-firm ``pack``, rank by ``pass_probability``
+    to choose the parameters most likely to pass the evaluation."""
     ctx = current()
     c = costs_of(costs, ctx.settings)
     n = math.prod(len(v) for v in grid.values())
@@ -452,6 +468,7 @@ async def run_sweep(
         top,
         progress_callback(),
         pbo,
+        pack,
     )
 
 

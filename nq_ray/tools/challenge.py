@@ -14,22 +14,11 @@ from pydantic import BaseModel, Field
 
 from nq_ray.config import Settings
 from nq_ray.propfirm.model import RuleStatus
-from nq_ray.tools.args import BarsQuery, DataOrigin, Params, Strategy, origin, resolve_source
+from nq_ray.tools.args import BarsQuery, DataOrigin, PackName, Params, Strategy, origin, resolve_source
 from nq_ray.tools.backtesting import Costs, _common, _config, costs_of
 from nq_ray.tools.compute import offload
 from nq_ray.tools.context import current, report
 from nq_ray.tools.data import load
-
-PackName = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=64,
-        pattern=r"^[a-z0-9][a-z0-9-]*$",
-        description="rule pack: topstep-50k, topstep-100k, topstep-150k, topstep-express-50k, apex-50k, "
-        "apex-100k, apex-pa-50k, tpt-50k, or one in propfirm.packs_dir",
-    ),
-]
 
 
 class ChallengeReport(BaseModel):
@@ -79,10 +68,9 @@ def challenge_report(
     seed: int,
 ) -> ChallengeReport:
     from nq_ray.backtest.challenge import format_challenge, run_challenge
-    from nq_ray.propfirm.packs import load_pack
+    from nq_ray.propfirm.packs import settings_pack
 
-    extra = [settings.propfirm.packs_dir] if settings.propfirm.packs_dir is not None else []
-    rules = load_pack(pack, extra_dirs=extra)  # an unknown name lists the known ones
+    rules = settings_pack(pack, settings)  # an unknown name lists the known ones
     bars = load(settings, **common)
     out = run_challenge(
         bars,

@@ -93,3 +93,36 @@ def test_the_command_wants_a_strategy_or_an_agent() -> None:
 
     assert neither.exit_code == 2 and "error [invalid_argument]" in neither.output
     assert bad_json.exit_code == 2 and "--params is not valid JSON" in bad_json.output
+
+
+SWEEP = {**VALID_CALLS["run_sweep"], "pack": "topstep-50k", "metric": "pass_probability", "top": 4}
+
+
+async def test_a_sweep_under_a_pack_ranks_its_rows_by_pass_probability(registry) -> None:
+    out = await registry.call("run_sweep", SWEEP)
+    by_sharpe = await registry.call("run_sweep", {**SWEEP, "metric": "sharpe"})
+
+    probs = [r["pass_probability"] for r in out["top"]]
+    assert len(probs) == 4 and probs == sorted(probs, reverse=True)
+    assert all(r["pass_ci_low"] <= r["pass_probability"] <= r["pass_ci_high"] for r in out["top"])
+    assert out["best_params"] == {k: out["top"][0][k] for k in ("fast", "slow")}
+    # ranked by Sharpe the rows carry the same seeded pass probabilities, in Sharpe's order
+    sharpe = [r["sharpe"] for r in by_sharpe["top"]]
+    assert sharpe == sorted(sharpe, reverse=True)
+    same = {(r["fast"], r["slow"]): r["pass_probability"] for r in by_sharpe["top"]}
+    assert same == {(r["fast"], r["slow"]): r["pass_probability"] for r in out["top"]}
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        ({"pack": None}, "needs a prop-firm pack"),
+        ({"pack": "no-such-firm"}, "topstep-50k"),  # the known packs are listed
+        ({"metric": "luck"}, "unknown metric"),
+    ],
+)
+async def test_a_sweep_under_a_pack_refuses_bad_arguments(registry, args: dict, needle: str) -> None:
+    with pytest.raises(NQRayError) as err:
+        await registry.call("run_sweep", {**SWEEP, **args})
+
+    assert needle in err.value.message
