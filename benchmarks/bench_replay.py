@@ -327,6 +327,7 @@ async def _ws_client(
     lat = [x for _, x in received]
     return {
         "mode": mode,
+        "released_before": seq0,  # bars the replay released before the pause (before this client read)
         "bars": len(expected),
         "received": len(seqs),
         "missing": sorted(set(expected) - seen),

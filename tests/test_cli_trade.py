@@ -153,6 +153,7 @@ async def test_trade_loop_with_ray_address_drives_the_desk_actor(
 
     # left behind by earlier tests, with another store (and the replay whose clock a desk would follow)
     runtime_actors = {"trading_desk", "tool_registry", "paper_broker", "market_replay"}
+    runtime_actors |= {f"agent-{a}_agent" for a in ("analysis", "risk", "execution")}  # the desk's agents
     for name in runtime_actors:
         with contextlib.suppress(ValueError):
             ray_session.kill(ray_session.get_actor(name, namespace="nq"), no_restart=True)

@@ -122,15 +122,25 @@ class AgentActor:
         fn = getattr(agent, method, None)
         if fn is None:
             raise InvalidArgumentError(f"a {self.agent_type} agent has no {method!r}")
-        out = await fn(*args, **kwargs)
+        try:
+            out = await fn(*args, **kwargs)
+        except ray.exceptions.ActorDiedError:
+            # the tool registry this agent holds a handle to was killed for good (an operator's
+            # `ray kill`, a stale runtime's cleanup) and made anew under its name: build the agent over
+            # the new handle and try once more (orders carry client order ids, so a retry never doubles)
+            await self._drop_agent()
+            out = await getattr(await self._build(), method)(*args, **kwargs)
         return out.model_dump(mode="json") if hasattr(out, "model_dump") else out
+
+    async def _drop_agent(self) -> None:
+        if self._router is not None:
+            await self._router.aclose()
+        self._agent = self._router = None
 
     async def apply_settings(self, settings: Settings) -> None:
         self.settings = settings
         self._pushed = True
-        if self._router is not None:
-            await self._router.aclose()
-        self._agent = self._router = None
+        await self._drop_agent()
 
 
 class RemoteAgent(RemoteMethods):

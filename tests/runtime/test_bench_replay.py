@@ -24,7 +24,8 @@ def test_driver_alone_releases_every_bar_once_to_both_subscribers(tmp_path: Path
 def test_websocket_client_gets_every_released_bar_once_in_order(tmp_path: Path, mode: str) -> None:
     out = bench_replay.run_ws(bench_replay.replay_settings(tmp_path / "data", 30), mode, timeout_s=30.0)
     assert out["ended"], out  # the replay's end notice came after the last bar, on the same socket
-    assert out["bars"] >= 30 and out["errors"] == 0
+    # the replay runs from the app's start: on a loaded host a bar may be out before the client pauses it
+    assert out["released_before"] + out["bars"] >= 30 and out["bars"] >= 25 and out["errors"] == 0
     assert (out["received"], out["missing"], out["duplicates"], out["out_of_order"]) == (
         out["bars"],
         [],

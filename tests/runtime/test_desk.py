@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from datetime import UTC, datetime
@@ -63,3 +64,38 @@ async def test_desk_actor_analyses_through_the_registry_actor_and_recovers_from_
     assert analysis["provider"] == "rules" and analysis["view"]["bias"] in ("long", "short", "flat")
     assert after["pid"] != before["pid"]
     assert last is not None and (last["id"], last["action"]) == (decision_id, "none")
+
+
+async def test_an_agent_whose_registry_was_killed_for_good_works_over_the_new_one(
+    ray_session: Any, tmp_path: Path
+) -> None:
+    """An operator's ``ray kill`` of the tool registry (no restart): the desk makes a new one under the
+    name; the agent actors built over the dead handle build themselves again and answer."""
+    from nq_ray.runtime.registry import get_or_create_registry
+
+    settings = Settings(
+        data={"data_dir": str(tmp_path / "data")}, llm=LLMConfig(providers=[RULES], health_interval_s=0)
+    )
+    suffix = uuid.uuid4().hex[:8]
+    names = {"registry": f"registry_{suffix}", "agent": f"agent-{suffix}-analysis_agent"}
+    desk = get_or_create_desk(settings, name=f"desk_{suffix}", registry_name=names["registry"])
+    task = {"type": "market_analysis", "parameters": {"symbol": "NQ"}}
+    try:
+        first = await desk.execute_task.remote(task)
+        ray_session.kill(ray_session.get_actor(names["registry"], namespace="nq"), no_restart=True)
+        # the name is free once the old actor is dead; the next caller (the desk's tools) makes a new one
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if names["registry"] not in {a["name"] for a in ray_session.util.list_named_actors(True)}:
+                break
+            await asyncio.sleep(0.2)
+        get_or_create_registry(settings, name=names["registry"])
+        second = await desk.execute_task.remote(task)
+    finally:
+        ray_session.kill(desk)
+        for name in names.values():
+            with contextlib.suppress(ValueError):
+                ray_session.kill(ray_session.get_actor(name, namespace="nq"))
+
+    assert first["provider"] == second["provider"] == "rules"
+    assert second["view"]["bias"] in ("long", "short", "flat")

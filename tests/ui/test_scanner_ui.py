@@ -90,7 +90,7 @@ def test_a_scan_runs_as_a_job_and_shows_the_apis_ranking(page: Any, api_server: 
 
 
 def test_cancel_stops_a_running_scan(page: Any, api_server: Any) -> None:
-    # Arrange: a longer scan (6 symbols × 3 timeframes of synthetic bars, three months each)
+    # Arrange: a longer scan (6 symbols × 3 timeframes of synthetic bars, a year each)
     for sym in ("MNQ", "MES", "YM", "RTY"):
         _choose(page, "#scan-symbols", sym)
     _choose(page, "#scan-timeframes", "1m")
@@ -98,9 +98,9 @@ def test_cancel_stops_a_running_scan(page: Any, api_server: Any) -> None:
     source.fill("synthetic")
     source.press("Enter")
     page.keyboard.press("Escape")
-    # three months of 1-minute bars a cell: on Ray all 18 cells of the default window take under 2 s,
-    # over before a cancel could land
-    page.locator("#tab-scanner").get_by_label("Period (optional)").fill("3mo")
+    # a year of 1-minute bars a cell: on Ray all 18 cells of the default window take under 2 s, and with
+    # three months the scan ended once before the cancel landed (a loaded machine)
+    page.locator("#tab-scanner").get_by_label("Period (optional)").fill("1y")
 
     # Act: run, and cancel once a first cell has finished
     before = _job_ids(api_server, "scan_market")
