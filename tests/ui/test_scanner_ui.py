@@ -125,4 +125,7 @@ def test_cancel_stops_a_running_scan(page: Any, api_server: Any) -> None:
     job = _new_job(api_server, "scan_market", before)
     assert job["status"] == "cancelled" and job["total"] == 18, job
     assert 1 <= job["progress"] < 18
-    assert f"cancelled after {int(job['progress'])} of 18 cells" in page.inner_text("#scan-note")
+    note = f"cancelled after {int(job['progress'])} of 18 cells"  # the note follows the progress badge
+    page.wait_for_function(
+        f"() => (document.querySelector('#scan-note')?.innerText || '').includes({note!r})", timeout=WAIT_MS
+    )
