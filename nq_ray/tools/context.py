@@ -180,32 +180,18 @@ class PointInTimeBroker:
         from nq_ray.execution.broker import Broker
 
         self.as_of = as_of
-        self.prop = prop  # (RulePack, PropState) or None
         self.book = Broker(
             limits=settings.risk.limits,
             starting_balance_usd=settings.risk.account_size_usd,
             slippage_ticks=settings.execution.slippage_ticks,
             commission_per_contract=settings.execution.commission_per_contract,
         )
+        self.book.prop = prop  # (RulePack, PropState at as_of) or None: the book's gate applies it
 
     async def check_order(self, order: Order | Mapping[str, Any]) -> RiskVerdict:
         from nq_ray.execution.broker import parse_order
 
-        if self.prop is None:
-            return self.book.check(parse_order(order), self.as_of)
-        from nq_ray.risk.gate import check_order
-
-        b, at = self.book, self.as_of
-        return check_order(
-            parse_order(order),
-            b.account_state(at),
-            b.limits,
-            mark_price=b.mark_prices() or None,
-            clock=lambda: at,
-            halt_reason=b.halt_reason,
-            settings_version=b.settings_version,
-            prop=self.prop,
-        )
+        return self.book.check(parse_order(order), self.as_of)
 
     async def portfolio(self) -> dict[str, Any]:
         acct = self.book.account(self.as_of)
