@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from nq_ray.market.calendar import Blackout, BlackoutRule, EconomicCalendar, calendar_from_settings
+from nq_ray.market.calendar import Blackout, BlackoutRule, EconomicCalendar, shared_calendar
 from nq_ray.market.sessions import session_date
 from nq_ray.propfirm.model import RulePack
 from nq_ray.propfirm.packs import settings_pack
@@ -97,7 +97,7 @@ class LivePropFirm:
         pack = active_pack(settings)
         events = settings.events.model_dump_json(exclude={"blackouts"})
         if events != self._events:
-            self.calendar = calendar_from_settings(settings.events)
+            self.calendar = shared_calendar(settings.events)  # the tools' and agents' calendar too
             self._events = events
             kinds = [k for rule in settings.events.blackouts for k in rule.kinds]
             soon = datetime.now(UTC) + UNCOVERED_WARN
